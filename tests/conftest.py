@@ -1,0 +1,108 @@
+"""Shared fixtures: an isolated Redis database, an isolated RabbitMQ vhost, unique names."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+REDIS_HOST = os.environ.get("SC_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("SC_TEST_REDIS_PORT", "6379"))
+RABBIT_HOST = os.environ.get("SC_TEST_RABBIT_HOST", "127.0.0.1")
+CLAIM_KEY = "sentry-console:test-claim"
+
+
+def _db_range() -> list[int]:
+    """Databases tests may claim, from SC_TEST_REDIS_DBS ("lo-hi"), default 1-15."""
+    lo, _, hi = os.environ.get("SC_TEST_REDIS_DBS", "1-15").partition("-")
+    return list(range(int(lo), int(hi or lo) + 1))
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short random suffix for queue names, hostnames and keys."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def redis_db() -> Iterator[int]:
+    """Claim an empty Redis database for this test; delete everything in it afterwards."""
+    token = uuid.uuid4().hex
+    claimed: redis.Redis | None = None
+    db = -1
+    try:
+        for candidate in _db_range():
+            client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=candidate)
+            if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=1800):
+                claimed, db = client, candidate
+                break
+            client.close()
+    except redis.ConnectionError as exc:
+        if _in_ci():
+            raise
+        pytest.skip(f"no Redis at {REDIS_HOST}:{REDIS_PORT}: {exc}")
+    if claimed is None:
+        pytest.fail("no free Redis database to claim for this test")
+    try:
+        yield db
+    finally:
+        for key in claimed.scan_iter(count=1000):
+            if key != CLAIM_KEY.encode():
+                claimed.delete(key)
+        claimed.delete(CLAIM_KEY)
+        claimed.close()
+
+
+@pytest.fixture
+def redis_url(redis_db: int) -> str:
+    """A broker URL on the test's own Redis database."""
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost() -> Iterator[str]:
+    """A private RabbitMQ vhost for this test session, deleted at the end."""
+    if shutil.which("rabbitmqctl") is None:
+        if _in_ci():
+            pytest.fail("RabbitMQ is required under CI but rabbitmqctl is missing")
+        pytest.skip("RabbitMQ is not installed on this machine")
+    vhost = f"sc-test-{uuid.uuid4().hex[:8]}"
+    try:
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    except (subprocess.SubprocessError, OSError) as exc:
+        if _in_ci():
+            raise
+        pytest.skip(f"RabbitMQ is not reachable: {exc}")
+    try:
+        yield vhost
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def rabbitmq_url(rabbitmq_vhost: str) -> str:
+    """A broker URL on the session's private RabbitMQ vhost."""
+    return f"amqp://guest:guest@{RABBIT_HOST}:5672/{rabbitmq_vhost}"
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    """A private state directory (embedded broker, event store, locks)."""
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    return path
