@@ -1,0 +1,1 @@
+"""sentry-console: an operations console for Celery workers and cron."""

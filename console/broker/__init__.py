@@ -1,0 +1,1 @@
+"""Broker access: URLs, the embedded Redis, exact queue depth and connection health."""

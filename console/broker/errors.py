@@ -1,0 +1,86 @@
+"""Turn broker client exceptions into short reasons that never carry a password."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import ssl
+
+import amqp.exceptions
+import redis.exceptions
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached; the message is one password-free line."""
+
+
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ETIMEDOUT: "timed out",
+    errno.ENOENT: "socket not found",
+    errno.EACCES: "permission denied",
+    errno.ECONNRESET: "connection reset",
+    errno.EPIPE: "connection lost",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EADDRNOTAVAIL: "address not available",
+}
+
+# Fragments of client library messages (which hold no secrets) mapped to reasons, in order.
+_TEXT_REASONS = (
+    ("connection refused", "connection refused"),
+    ("timed out", "timed out"),
+    ("timeout", "timed out"),
+    ("name or service not known", "name or service not known"),
+    ("nodename nor servname", "name or service not known"),
+    ("temporary failure in name resolution", "name or service not known"),
+    ("no such file or directory", "socket not found"),
+    ("permission denied", "permission denied"),
+    ("wrongpass", "authentication failed"),
+    ("noauth", "authentication failed"),
+    ("invalid username-password", "authentication failed"),
+    ("invalid password", "authentication failed"),
+    ("connection reset", "connection reset"),
+    ("broken pipe", "connection lost"),
+    ("closed by server", "connection lost"),
+    ("server unexpectedly closed", "connection lost"),
+    ("socket closed", "connection lost"),
+)
+
+
+def describe_error(exc: BaseException, _depth: int = 0) -> str:
+    """A short, password-free reason such as "connection refused" or "authentication failed"."""
+    if isinstance(exc, redis.exceptions.AuthenticationError | amqp.exceptions.AccessRefused):
+        return "authentication failed"
+    if isinstance(exc, amqp.exceptions.NotAllowed):
+        return "virtual host not found or access refused"
+    if isinstance(exc, socket.gaierror):
+        return "name or service not known"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS error"
+    if isinstance(exc, TimeoutError | redis.exceptions.TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_REASONS:
+        return _ERRNO_REASONS[exc.errno]
+    text = " ".join(str(arg) for arg in exc.args if isinstance(arg, str | int)).lower()
+    if "auth" in text and ("fail" in text or "refused" in text or "required" in text):
+        return "authentication failed"
+    for fragment, reason in _TEXT_REASONS:
+        if fragment in text:
+            return reason
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc and _depth < 5:
+        nested = describe_error(cause, _depth + 1)
+        if not nested.startswith("unexpected error"):
+            return nested
+    if isinstance(exc, OSError) and exc.errno:
+        return os_reason(exc.errno)
+    return f"unexpected error ({type(exc).__name__})"
+
+
+def os_reason(code: int) -> str:
+    """The system's text for an errno, lower-cased ("no such file or directory")."""
+    return os.strerror(code).lower()

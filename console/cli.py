@@ -1,0 +1,196 @@
+"""The ``sentry-console`` command: the TUI by default, and Sentry's old commands beside it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+from celery import Celery
+
+from console.appref import AppLoadError, app_queue_names, ingest_task, load_app
+from console.broker.depth import BrokerUnavailable
+from console.broker.embedded import ConsoleAlreadyRunning, EmbeddedBroker, EmbeddedBrokerError
+from console.broker.urls import BrokerURLError, redact_url
+from console.settings import Settings, SettingsError, resolve_settings
+
+KNOWN_ERRORS = (
+    SettingsError,
+    AppLoadError,
+    BrokerURLError,
+    BrokerUnavailable,
+    EmbeddedBrokerError,
+    ConsoleAlreadyRunning,
+)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one redacted error line and exit."""
+    click.echo(f"error: {redact_url(message)}", err=True)
+    sys.exit(code)
+
+
+class ConsoleGroup(click.Group):
+    """A click group that turns known failures into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, reporting failures as ``error: ...``."""
+        try:
+            return super().invoke(ctx)
+        except KNOWN_ERRORS as exc:
+            fail(str(exc))
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as exc:
+            if os.environ.get("SENTRY_CONSOLE_DEBUG"):
+                raise
+            fail(f"unexpected {type(exc).__name__}: {exc}")
+
+
+class Context:
+    """What every subcommand needs: resolved settings, and the app once a broker is known."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @contextmanager
+    def broker(self) -> Iterator[Settings]:
+        """Settings with a concrete broker: the configured one, or the embedded one started here."""
+        if self.settings.broker is not None:
+            yield self.settings
+            return
+        embedded = EmbeddedBroker(self.settings.state_dir)
+        embedded.start()
+        try:
+            yield self.settings.with_broker(embedded.url, "embedded")
+        finally:
+            embedded.stop()
+
+    def app(self, settings: Settings) -> Celery:
+        """The Celery app, configured for the resolved broker."""
+        assert settings.broker is not None
+        return load_app(settings.app, settings.broker.raw)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(cls=ConsoleGroup, invoke_without_command=True)
+@click.option("--app", "app_path", default=None, help="Celery app import path [workers.app].")
+@click.option("--broker", default=None, help="Broker URL (overrides SENTRY_BROKER_URL).")
+@click.version_option(package_name="sentry-console")
+@click.pass_context
+def main(ctx: click.Context, app_path: str | None, broker: str | None) -> None:
+    """Supervise and watch Celery workers and cron. With no command, open the console."""
+    try:
+        settings = resolve_settings(cli_broker=broker, app=app_path)
+    except (SettingsError, BrokerURLError) as exc:
+        fail(str(exc))
+    ctx.obj = Context(settings)
+    if ctx.invoked_subcommand is None:
+        from console.ui.launch import run_console
+
+        run_console(settings)
+
+
+@main.group()
+def run() -> None:
+    """Run a worker or the cron process in the foreground."""
+
+
+@run.command("worker")
+@click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume.")
+@click.option("-X", "--exclude-queues", default=None, help="Comma-separated queues to skip.")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=None, help="Pool size.")
+@click.option("-n", "--hostname", default=None, help="Worker node name, e.g. worker-1@%h.")
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1), default=None)
+@click.option("-l", "--loglevel", default="WARNING", show_default=True)
+@pass_context
+def run_worker(
+    obj: Context,
+    queues: str | None,
+    exclude_queues: str | None,
+    concurrency: int | None,
+    hostname: str | None,
+    max_tasks_per_child: int | None,
+    loglevel: str,
+) -> None:
+    """Run a Celery worker for the app (what `sentry run worker` did)."""
+    with obj.broker() as settings:
+        app = obj.app(settings)
+        known = app_queue_names(app)
+        argv = ["worker", "-l", loglevel, "-E", "--without-gossip", "--without-mingle"]
+        for flag, value in (("-Q", queues), ("-X", exclude_queues)):
+            if value:
+                names = [q.strip() for q in value.split(",") if q.strip()]
+                unknown = [q for q in names if q not in known]
+                if unknown:
+                    fail(f"unknown queue {unknown[0]!r} (known: {', '.join(known)})")
+                argv += [flag, ",".join(names)]
+        if concurrency:
+            argv += ["-c", str(concurrency)]
+        if hostname:
+            argv += ["-n", hostname]
+        if max_tasks_per_child:
+            argv += ["--max-tasks-per-child", str(max_tasks_per_child)]
+        app.worker_main(argv)
+
+
+@run.command("cron")
+@click.option("-l", "--loglevel", default="INFO", show_default=True)
+@pass_context
+def run_cron(obj: Context, loglevel: str) -> None:
+    """Run the Celery beat scheduler for the app (what `sentry run cron` did)."""
+    with obj.broker() as settings:
+        app = obj.app(settings)
+        settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        schedule = settings.state_dir / "celerybeat-schedule"
+        app.start(["celery", "beat", "-l", loglevel, "-s", str(schedule)])
+
+
+@main.command("send-events")
+@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Per second."
+)
+@pass_context
+def send_events_cmd(obj: Context, count: int, rate: float | None) -> None:
+    """Enqueue synthetic error events, the way a web request would."""
+    from console.broker.health import BrokerHealthProbe
+    from console.eventgen import send_events
+
+    with obj.broker() as settings:
+        assert settings.broker is not None
+        health = BrokerHealthProbe(settings.broker).check()
+        if health.state != "connected":
+            fail(f"broker {settings.redacted_broker_url} is down: {health.reason}")
+        app = obj.app(settings)
+        took = send_events(app, ingest_task(app), count, rate=rate)
+    click.echo(f"sent {count} events in {took:.2f}s ({count / max(took, 1e-9):.0f}/s)")
+
+
+from console import cli_queues  # noqa: E402  (registers the queues and status commands)
+
+cli_queues.register(main)
+
+
+@main.command("screenshots")
+@click.option("--out", type=click.Path(file_okay=False, path_type=str), default="screenshots")
+@click.option("--size", default="100x30", show_default=True, help="Terminal size COLSxROWS.")
+def screenshots_cmd(out: str, size: str) -> None:
+    """Export the console's screens as SVG files (frozen demo data)."""
+    from pathlib import Path
+
+    from console.ui.export import export_screenshots
+
+    try:
+        cols, rows = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        fail(f"--size must look like 100x30, not {size!r}")
+    for path in export_screenshots(Path(out), (cols, rows)):
+        click.echo(str(path))

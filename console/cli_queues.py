@@ -1,0 +1,177 @@
+"""Headless commands for operators and scripts: ``queues list|purge`` and ``status``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from celery import Celery
+
+from console.appref import app_queue_names, transport_options
+from console.broker.depth import BrokerUnavailable, QueueDepth, make_depth_probe
+from console.broker.embedded import ConsoleLock
+from console.broker.health import BrokerHealth, BrokerHealthProbe
+from console.runtime import read_status
+from console.settings import Settings
+
+PURGE_TIMEOUT = 5.0
+
+
+def _depths(settings: Settings, app: Celery, names: list[str]) -> dict[str, QueueDepth]:
+    assert settings.broker is not None
+    probe = make_depth_probe(settings.broker, transport_options(app))
+    try:
+        return probe.poll(names)
+    finally:
+        probe.close()
+
+
+def _require_up(settings: Settings) -> BrokerHealth:
+    assert settings.broker is not None
+    probe = BrokerHealthProbe(settings.broker)
+    try:
+        health = probe.check()
+    finally:
+        probe.close()
+    if health.state != "connected":
+        raise BrokerUnavailable(f"broker {settings.redacted_broker_url} is down: {health.reason}")
+    return health
+
+
+def _depth_json(d: QueueDepth) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "ready": d.ready,
+        "consumers": d.consumers,
+        "unacked": d.unacked,
+        "exists": d.exists,
+    }
+
+
+@click.group()
+def queues() -> None:
+    """Inspect and purge the app's queues."""
+
+
+@queues.command("list")
+@click.option("-S", "--sort-size", is_flag=True, help="Sort by number of messages.")
+@click.option("-r", "--reverse", is_flag=True, help="Reverse the order.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (see README for the shape).")
+@click.pass_obj
+def queues_list(obj: Any, sort_size: bool, reverse: bool, as_json: bool) -> None:
+    """Print one `name count` line per queue."""
+    with obj.broker() as settings:
+        _require_up(settings)
+        app = obj.app(settings)
+        depths = list(_depths(settings, app, app_queue_names(app)).values())
+    if sort_size:
+        depths.sort(key=lambda d: (d.ready or 0, d.name))
+    else:
+        depths.sort(key=lambda d: d.name)
+    if reverse:
+        depths.reverse()
+    if as_json:
+        click.echo(json.dumps({"queues": [_depth_json(d) for d in depths]}, indent=2))
+        return
+    for d in depths:
+        click.echo(f"{d.name} {d.ready if d.exists else 'missing'}")
+
+
+@queues.command("purge")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.argument("queue")
+@click.pass_obj
+def queues_purge(obj: Any, force: bool, queue: str) -> None:
+    """Delete every message waiting in QUEUE."""
+    with obj.broker() as settings:
+        _require_up(settings)
+        app = obj.app(settings)
+        known = app_queue_names(app)
+        if queue not in known:
+            raise click.ClickException(f"unknown queue {queue!r} (known: {', '.join(known)})")
+        if not force and not sys.stdin.isatty():
+            raise click.ClickException("refusing to purge without a terminal; use -f")
+        if not force:
+            click.confirm(f"Purge every message in {queue!r}?", abort=True)
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=PURGE_TIMEOUT)
+            removed = conn.default_channel.queue_purge(queue) or 0
+    click.echo(f"purged {removed} messages from {queue}")
+
+
+def _workers(app: Celery) -> list[dict[str, Any]]:
+    from console.cluster import RemoteControl
+
+    replies = RemoteControl(app, timeout=1.0).ping()
+    return [{"hostname": h, "online": ok} for h, ok in sorted(replies.items())]
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (see README for the shape).")
+@click.pass_obj
+def status(obj: Any, as_json: bool) -> None:
+    """Broker, queues, workers and a running console's processes; exit 1 when the broker is down."""
+    with obj.broker() as settings:
+        assert settings.broker is not None
+        probe = BrokerHealthProbe(settings.broker)
+        try:
+            health = probe.check()
+        finally:
+            probe.close()
+        up = health.state == "connected"
+        queue_rows: list[dict[str, Any]] = []
+        workers: list[dict[str, Any]] = []
+        if up:
+            app = obj.app(settings)
+            depths = _depths(settings, app, app_queue_names(app))
+            queue_rows = [_depth_json(d) for d in depths.values()]
+            workers = _workers(app)
+    console_pid = ConsoleLock.held_by_other(settings.state_dir)
+    snapshot = read_status(settings.state_dir) if console_pid else None
+    report = {
+        "broker": {
+            "url": settings.redacted_broker_url,
+            "source": settings.broker_source,
+            "state": health.state,
+            "reason": health.reason,
+            "rtt_ms": health.rtt_ms,
+            "server_version": health.server_version,
+        },
+        "console": {
+            "running": console_pid is not None,
+            "pid": console_pid,
+            "processes": (snapshot or {}).get("processes", []),
+        },
+        "queues": queue_rows,
+        "workers": workers,
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_status(report)
+    if not up:
+        sys.exit(1)
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    b = report["broker"]
+    line = f"broker    {b['url']}  {b['state']}"
+    line += f" ({b['reason']})" if b["reason"] else ""
+    line += f"  rtt {b['rtt_ms']:.1f}ms" if b["rtt_ms"] is not None else ""
+    click.echo(line)
+    c = report["console"]
+    click.echo(f"console   {'running, pid ' + str(c['pid']) if c['running'] else 'not running'}")
+    for p in c["processes"]:
+        click.echo(f"  {p['name']:<16} {p['state']:<9} pid {p['pid']}  restarts {p['restarts']}")
+    for q in report["queues"]:
+        click.echo(f"queue     {q['name']:<28} {q['ready'] if q['exists'] else 'missing'}")
+    for w in report["workers"]:
+        click.echo(f"worker    {w['hostname']:<28} {'online' if w['online'] else 'offline'}")
+
+
+def register(group: click.Group) -> None:
+    """Attach these commands to the main command group."""
+    group.add_command(queues)
+    group.add_command(status)

@@ -1,0 +1,59 @@
+"""Frozen views of the cluster that the UI reads: tasks, workers and a whole snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Task states in which a task still occupies a worker.
+ACTIVE_STATES = frozenset({"RECEIVED", "STARTED"})
+#: Task states after which nothing more is expected.
+FINISHED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED"})
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task as last seen: reprs of its arguments, timestamps, outcome."""
+
+    uuid: str
+    name: str | None
+    state: str
+    worker: str | None
+    args: str
+    kwargs: str
+    received: float | None
+    started: float | None
+    finished: float | None
+    runtime: float | None
+    result: str | None
+    exception: str | None
+    traceback: str | None
+    retries: int
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker as last seen through heartbeats, task events and remote control."""
+
+    hostname: str
+    online: bool
+    last_heartbeat: float | None
+    pid: int | None
+    active: int
+    processed: int
+    failed: int
+    pool_size: int | None
+    queues: tuple[str, ...]
+    loadavg: tuple[float, ...] | None
+    sw_ident: str | None
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """Everything the console shows about the cluster at one instant."""
+
+    workers: list[WorkerInfo]
+    active_tasks: list[TaskInfo]
+    recent_tasks: list[TaskInfo]
+    events_received: int
+    receiver_state: str
+    consumed_queues: frozenset[str]

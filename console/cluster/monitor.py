@@ -1,0 +1,123 @@
+"""ClusterMonitor: event receiver plus remote-control poller over one bounded ClusterState."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from celery import Celery
+
+from console.cluster.control import RemoteControl, RemoteControlError
+from console.cluster.models import ClusterSnapshot, TaskInfo
+from console.cluster.receiver import EventReceiverThread, describe
+from console.cluster.state import ClusterState
+
+
+class ClusterMonitor:
+    """Watches any Celery app's cluster off the caller's thread; ``snapshot()`` is cheap."""
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        max_tasks: int = 10_000,
+        max_workers: int = 1_000,
+        offline_after: float = 10.0,
+        drop_offline_after: float = 300.0,
+        inspect_timeout: float = 1.0,
+        poll_interval: float = 5.0,
+        fallback_after: float = 10.0,
+        recent_limit: int = 500,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.poll_interval = poll_interval
+        self.fallback_after = fallback_after
+        self.recent_limit = recent_limit
+        self._clock = clock
+        self.state = ClusterState(
+            max_tasks=max_tasks,
+            max_workers=max_workers,
+            offline_after=offline_after,
+            drop_offline_after=drop_offline_after,
+            clock=clock,
+        )
+        self.control = RemoteControl(app, timeout=inspect_timeout)
+        self.receiver = EventReceiverThread(app, self.state, on_connect=self.control.enable_events)
+        self.poll_error: str | None = None
+        self.polls = 0
+        self._fallback = False
+        self._known_workers: set[str] = set()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the event receiver and remote-control poll threads."""
+        if self._poller is not None:
+            return
+        self.receiver.start()
+        self._poller = threading.Thread(target=self._poll_loop, name="cluster-poll", daemon=True)
+        self._poller.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop both threads, waiting at most about ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        self.receiver.stop(timeout)
+        if self._poller is not None:
+            self._poller.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def receiver_state(self) -> str:
+        """``listening``, ``connecting``, ``down: <reason>`` or ``inspect`` (fallback in use)."""
+        status = self.receiver.status
+        if self._fallback and not status.startswith("down"):
+            return "inspect"
+        return status
+
+    def snapshot(self) -> ClusterSnapshot:
+        """Frozen views of workers, active tasks and recent tasks; safe from any thread."""
+        return self.state.snapshot(self.receiver_state, recent=self.recent_limit)
+
+    def task(self, uuid: str) -> TaskInfo | None:
+        """The detail of one task, or None when unknown or evicted."""
+        return self.state.task(uuid)
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            self.poll_once()
+            elapsed = time.monotonic() - began
+            if self._stop.wait(max(0.05, self.poll_interval - elapsed)):
+                break
+
+    def poll_once(self) -> None:
+        """One round of ping, active_queues, stats and, when events are silent, inspect active."""
+        control = self.control
+        try:
+            pinged = control.ping()
+            self.state.note_ping(pinged)
+            new = set(pinged) - self._known_workers
+            self._known_workers = set(pinged)
+            if new and self.receiver.status == "listening":
+                control.enable_events()  # workers that joined after we connected
+            if self._stop.is_set():
+                return
+            self.state.note_queues(control.inspect("active_queues"))
+            self.state.note_stats(control.inspect("stats"))
+            last = self.state.last_task_event
+            quiet = last is None or self._clock() - last > self.fallback_after
+            if quiet and not self._stop.is_set() and self.state.online_workers():
+                missing = self.state.note_inspect_active(control.inspect("active"))
+                self._fallback = missing > 0 or self.receiver.status != "listening"
+            else:
+                self.state.note_inspect_active(None)
+                self._fallback = False
+            self.poll_error = None
+        except RemoteControlError as exc:
+            self.poll_error = str(exc)
+        except Exception as exc:  # the poller must never die
+            self.poll_error = describe(exc)
+        finally:
+            self.polls += 1

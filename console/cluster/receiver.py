@@ -1,0 +1,154 @@
+"""Celery event receiver: a thread that feeds a ClusterState and survives broker outages."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+from kombu.message import Message
+
+from console.cluster.redis_events import RedisEventStream, supports
+from console.cluster.state import ClusterState
+
+HEARTBEAT_CHECK_EVERY = 1.0
+
+
+def describe(exc: BaseException) -> str:
+    """One short line for an exception, for ``down: <reason>``."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text and text[0] else type(exc).__name__
+
+
+class EventReceiverThread:
+    """Consumes Celery events on its own connection; reconnects with 1, 2, 4 ... 10 s backoff."""
+
+    def __init__(
+        self,
+        app: Celery,
+        state: ClusterState,
+        *,
+        on_connect: Callable[[], None] | None = None,
+        max_backoff: float = 10.0,
+        drain_timeout: float = 1.0,
+        lean: bool = True,
+    ) -> None:
+        self._app = app
+        self._state = state
+        self._on_connect = on_connect
+        self.max_backoff = max_backoff
+        self.drain_timeout = drain_timeout
+        self.lean = lean  # the raw pub/sub reader on Redis; kombu's consumer elsewhere
+        self.status = "connecting"
+        self.reconnects = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the receiver thread (once)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="cluster-events", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop and wait at most ``timeout`` seconds for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the receiver thread is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            self.status = "connecting"
+            listened = False
+            try:
+                listened = self._consume()
+            except Exception as exc:
+                if self._stop.is_set():
+                    break
+                self.status = f"down: {describe(exc)}"
+            else:
+                if self._stop.is_set():
+                    break
+            if listened:
+                delay = 1.0
+            self.reconnects += 1
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self.max_backoff)
+        self.status = "down: stopped"
+
+    def _consume(self) -> bool:
+        """Consume until stopped or the connection fails; True once it was listening."""
+        conn = self._app.connection_for_read()
+        listening = False
+        try:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, timeout=5)
+            if self.lean and supports(conn):
+                stream = RedisEventStream(conn, self._app.conf.event_exchange, self._on_body)
+                try:
+                    stream.open(self.drain_timeout)
+                    listening = self._ready()
+                    self._follow(stream)
+                finally:
+                    stream.close()
+            else:
+                receiver = self._app.events.Receiver(conn, handlers={"*": self._state.apply})
+                consumer = conn.Consumer(
+                    queues=[receiver.queue],
+                    callbacks=[self._on_message],
+                    no_ack=True,
+                    accept=receiver.accept,
+                )
+                with consumer:
+                    listening = self._ready()
+                    self._drain(conn)
+        except Exception:
+            if listening and self._stop.is_set():
+                return True
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                conn.release()
+        return listening
+
+    def _ready(self) -> bool:
+        if self._on_connect is not None:
+            # enabling events is best effort; the poll thread asks again
+            with contextlib.suppress(Exception):
+                self._on_connect()
+        self.status = "listening"
+        return True
+
+    def _follow(self, stream: RedisEventStream) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                stream.read()
+
+    def _drain(self, conn: Any) -> None:
+        next_check = time.monotonic() + HEARTBEAT_CHECK_EVERY
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=self.drain_timeout)
+            now = time.monotonic()
+            if now >= next_check:
+                conn.heartbeat_check()
+                next_check = now + HEARTBEAT_CHECK_EVERY
+
+    def _on_message(self, body: Any, message: Message) -> None:
+        self._on_body(body)
+
+    def _on_body(self, body: Any) -> None:
+        if isinstance(body, list):  # workers send buffered task events as one list
+            self._state.apply_many(body)
+        elif isinstance(body, dict):
+            self._state.apply(body)

@@ -1,0 +1,194 @@
+"""Bounded table of workers: liveness from heartbeats and pings, counts, pool and queues."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from console.cluster.models import WorkerInfo
+
+
+class _Worker:
+    """Mutable per-worker record."""
+
+    __slots__ = (
+        "failed",
+        "hostname",
+        "last_seen",
+        "loadavg",
+        "offline_since",
+        "pid",
+        "pool_size",
+        "processed",
+        "queues",
+        "stats_total",
+        "sw_ident",
+    )
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        self.last_seen: float | None = None
+        self.offline_since: float | None = None  # set by worker-offline
+        self.pid: int | None = None
+        self.processed = 0
+        self.failed = 0
+        self.stats_total: int | None = None
+        self.pool_size: int | None = None
+        self.queues: tuple[str, ...] = ()
+        self.loadavg: tuple[float, ...] | None = None
+        self.sw_ident: str | None = None
+
+
+class WorkerTable:
+    """At most ``max_workers`` workers; offline after silence, dropped after a longer one.
+
+    Not thread-safe by itself: ``ClusterState`` calls it under its lock.
+    """
+
+    def __init__(self, max_workers: int, offline_after: float, drop_offline_after: float) -> None:
+        self.max_workers = max_workers
+        self.offline_after = offline_after
+        self.drop_offline_after = drop_offline_after
+        self._workers: dict[str, _Worker] = {}
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    def get(self, hostname: str) -> _Worker:
+        """Return the record for ``hostname``, creating it (within the cap) if new."""
+        worker = self._workers.get(hostname)
+        if worker is None:
+            if len(self._workers) >= self.max_workers:
+                self._evict_one()
+            worker = self._workers[hostname] = _Worker(hostname)
+        return worker
+
+    def seen(self, hostname: str, now: float) -> None:
+        """Note a sign of life from ``hostname`` (an event or a ping reply)."""
+        worker = self._workers.get(hostname) or self.get(hostname)
+        worker.last_seen = now
+        worker.offline_since = None
+
+    def on_event(self, kind: str, hostname: str, event: Mapping[str, Any], now: float) -> None:
+        """Apply a ``worker-online``, ``worker-heartbeat`` or ``worker-offline`` event."""
+        worker = self.get(hostname)
+        pid = event.get("pid")
+        if isinstance(pid, int):
+            worker.pid = pid
+        ident = event.get("sw_ident")
+        if ident:
+            worker.sw_ident = str(ident)
+        loadavg = event.get("loadavg")
+        if isinstance(loadavg, list | tuple):
+            worker.loadavg = tuple(float(x) for x in loadavg)
+        if kind == "worker-offline":
+            worker.offline_since = now
+        else:
+            worker.last_seen = now
+            worker.offline_since = None
+
+    def count_finished(self, hostname: str, failed: bool) -> None:
+        """Count one task that finished on ``hostname``."""
+        worker = self._workers.get(hostname) or self.get(hostname)
+        worker.processed += 1
+        if failed:
+            worker.failed += 1
+
+    def note_stats(self, hostname: str, stats: Mapping[str, Any], now: float) -> None:
+        """Take pool size, pid and the total of accepted tasks from an ``inspect stats`` reply."""
+        worker = self.get(hostname)
+        worker.last_seen = now
+        worker.offline_since = None
+        pool = stats.get("pool")
+        if isinstance(pool, Mapping):
+            # "processes" follows pool_grow / pool_shrink; "max-concurrency" keeps the start value
+            processes = pool.get("processes")
+            size = pool.get("max-concurrency")
+            if isinstance(processes, list) and processes:
+                worker.pool_size = len(processes)
+            elif isinstance(size, int):
+                worker.pool_size = size
+        pid = stats.get("pid")
+        if isinstance(pid, int):
+            worker.pid = pid
+        total = stats.get("total")
+        if isinstance(total, Mapping):
+            worker.stats_total = sum(v for v in total.values() if isinstance(v, int))
+
+    def note_queues(self, hostname: str, queues: tuple[str, ...], now: float) -> None:
+        """Take the names of the queues ``hostname`` consumes."""
+        worker = self.get(hostname)
+        worker.last_seen = now
+        worker.offline_since = None
+        worker.queues = queues
+
+    def _is_online(self, worker: _Worker, now: float) -> bool:
+        return (
+            worker.offline_since is None
+            and worker.last_seen is not None
+            and now - worker.last_seen <= self.offline_after
+        )
+
+    def _offline_since(self, worker: _Worker) -> float:
+        if worker.offline_since is not None:
+            return worker.offline_since
+        return (worker.last_seen or 0.0) + self.offline_after
+
+    def prune(self, now: float) -> None:
+        """Drop workers that have been offline for longer than ``drop_offline_after``."""
+        stale = [
+            hostname
+            for hostname, worker in self._workers.items()
+            if not self._is_online(worker, now)
+            and now - self._offline_since(worker) > self.drop_offline_after
+        ]
+        for hostname in stale:
+            del self._workers[hostname]
+
+    def _evict_one(self) -> None:
+        """Make room: the longest-offline worker goes first, else the longest silent one."""
+        workers = list(self._workers.values())
+        offline = [w for w in workers if w.offline_since is not None]
+        pool = offline or workers
+        victim = min(pool, key=self._offline_since if offline else _last_seen)
+        del self._workers[victim.hostname]
+
+    def online(self, now: float) -> list[str]:
+        """Hostnames of the workers online at ``now``."""
+        return sorted(h for h, w in self._workers.items() if self._is_online(w, now))
+
+    def views(
+        self, now: float, active: Mapping[str, int]
+    ) -> tuple[list[WorkerInfo], frozenset[str]]:
+        """Frozen views of every worker (sorted by hostname) and the queues online ones consume."""
+        self.prune(now)
+        views: list[WorkerInfo] = []
+        consumed: set[str] = set()
+        for hostname in sorted(self._workers):
+            worker = self._workers[hostname]
+            online = self._is_online(worker, now)
+            if online:
+                consumed.update(worker.queues)
+            processed = worker.processed
+            if not processed and worker.stats_total:
+                processed = worker.stats_total
+            views.append(
+                WorkerInfo(
+                    hostname=hostname,
+                    online=online,
+                    last_heartbeat=worker.last_seen,
+                    pid=worker.pid,
+                    active=active.get(hostname, 0),
+                    processed=processed,
+                    failed=worker.failed,
+                    pool_size=worker.pool_size,
+                    queues=worker.queues,
+                    loadavg=worker.loadavg,
+                    sw_ident=worker.sw_ident,
+                )
+            )
+        return views, frozenset(consumed)
+
+
+def _last_seen(worker: _Worker) -> float:
+    return worker.last_seen or 0.0

@@ -1,0 +1,232 @@
+"""The console's engine without a screen: supervisor, cluster monitor and broker probes together.
+
+The TUI drives one :class:`ConsoleRuntime`; every blocking call here is made off the UI thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from console.appref import app_queue_names, transport_options
+from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
+from console.broker.health import BrokerHealth, BrokerHealthProbe
+from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
+from console.programs import CRON, cron_program, worker_program
+from console.queuestats import QueueRow, QueueTracker
+from console.settings import Settings, WorkerGroup
+from console.supervision import ProcessSnapshot, ProcessState, Supervisor
+
+STATUS_FILE = "console-status.json"
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    """Everything one screen refresh shows, gathered off the UI thread."""
+
+    broker_url: str
+    broker: BrokerHealth
+    processes: tuple[ProcessSnapshot, ...] = ()
+    queues: tuple[QueueRow, ...] = ()
+    workers: tuple[WorkerInfo, ...] = ()
+    remote_workers: frozenset[str] = frozenset()
+    active_tasks: tuple[TaskInfo, ...] = ()
+    cluster_state: str = "starting"
+    events_received: int = 0
+    taken_at: float = field(default_factory=time.time)
+
+
+def local_node_names(settings: Settings, counts: dict[str, int]) -> set[str]:
+    """Celery node names of the workers this console supervises (``%h`` expanded)."""
+    host = socket.gethostname()
+    names = set()
+    for group in settings.worker_groups:
+        for n in range(1, counts.get(group.name, group.processes) + 1):
+            names.add(group.node_name(n).replace("%h", host))
+    return names
+
+
+class ConsoleRuntime:
+    """Owns the supervised programs and the probes; hands out :class:`DashboardData`."""
+
+    def __init__(self, settings: Settings, app: Celery, supervisor: Supervisor | None = None):
+        assert settings.broker is not None, "resolve the broker (embedded or configured) first"
+        self.settings = settings
+        self.app = app
+        self.supervisor = supervisor or Supervisor()
+        self.monitor = ClusterMonitor(app)
+        self.control = RemoteControl(app)
+        self.health = BrokerHealthProbe(settings.broker)
+        self._depth: QueueDepthProbe | None = None
+        self._tracker = QueueTracker()
+        self._counts = {g.name: g.processes for g in settings.worker_groups}
+        self._groups = {g.name: g for g in settings.worker_groups}
+        self._poll_lock = threading.Lock()
+
+    # lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every configured program and the background monitors."""
+        for group in self.settings.worker_groups:
+            for n in range(1, group.processes + 1):
+                self.supervisor.add_program(worker_program(self.settings, group, n))
+        if self.settings.cron:
+            self.supervisor.add_program(cron_program(self.settings))
+        self.supervisor.run_in_background()
+        self.monitor.start()
+
+    def shutdown(self) -> None:
+        """Warm-stop every child, then stop the monitors; safe to call twice."""
+        self.supervisor.shutdown()
+        self.monitor.stop()
+        self.health.close()
+        if self._depth is not None:
+            self._depth.close()
+        (self.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
+
+    # data --------------------------------------------------------------------------------
+    def queue_names(self, cluster: ClusterSnapshot) -> list[str]:
+        """The app's queues, the default queue and every queue a live worker consumes."""
+        names = app_queue_names(self.app)
+        names += sorted(q for q in cluster.consumed_queues if q not in names)
+        return names
+
+    def poll(self) -> DashboardData:
+        """Gather one refresh worth of data (blocking; never call on the UI thread)."""
+        with self._poll_lock:
+            processes = tuple(self.supervisor.snapshot())
+            cluster = self.monitor.snapshot()
+            health = self.health.check()
+            rows: tuple[QueueRow, ...] = ()
+            if health.state == "connected":
+                rows = self._poll_queues(cluster)
+            data = DashboardData(
+                broker_url=self.settings.redacted_broker_url,
+                broker=health,
+                processes=processes,
+                queues=rows,
+                workers=tuple(cluster.workers),
+                remote_workers=frozenset(
+                    w.hostname
+                    for w in cluster.workers
+                    if w.hostname not in local_node_names(self.settings, self._counts)
+                ),
+                active_tasks=tuple(cluster.active_tasks),
+                cluster_state=cluster.receiver_state,
+                events_received=cluster.events_received,
+            )
+            self._write_status(data)
+            return data
+
+    def _poll_queues(self, cluster: ClusterSnapshot) -> tuple[QueueRow, ...]:
+        assert self.settings.broker is not None
+        try:
+            if self._depth is None:
+                self._depth = make_depth_probe(self.settings.broker, transport_options(self.app))
+            depths = self._depth.poll(self.queue_names(cluster))
+        except BrokerUnavailable:
+            if self._depth is not None:
+                self._depth.close()
+            self._depth = None
+            return ()
+        return tuple(self._tracker.update(depths, time.time()))
+
+    def _write_status(self, data: DashboardData) -> None:
+        """Leave the process table where ``sentry-console status`` can read it."""
+        path = self.settings.state_dir / STATUS_FILE
+        processes = [process_json(p) for p in data.processes]
+        payload = {"pid": os.getpid(), "taken_at": data.taken_at, "processes": processes}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload))
+        tmp.replace(path)
+
+    def output(self, name: str, last: int | None = None) -> list[str]:
+        """The tail of a program's merged output."""
+        return self.supervisor.output(name, last)
+
+    # actions (blocking; run them off the UI thread) ----------------------------------------
+    def restart(self, name: str) -> str:
+        """Restart one program."""
+        self.supervisor.restart(name)
+        return f"restarting {name}"
+
+    def stop(self, name: str) -> str:
+        """Stop one program (warm shutdown)."""
+        self.supervisor.stop(name)
+        return f"stopping {name}"
+
+    def start_program(self, name: str) -> str:
+        """Start one program (also leaves FATAL)."""
+        self.supervisor.start(name)
+        return f"starting {name}"
+
+    def toggle(self, name: str) -> str:
+        """Stop a running program, or start a stopped one."""
+        states = {p.name: p.state for p in self.supervisor.snapshot()}
+        if states.get(name) in (ProcessState.RUNNING, ProcessState.STARTING, ProcessState.BACKOFF):
+            return self.stop(name)
+        return self.start_program(name)
+
+    def toggle_cron(self) -> str:
+        """Run or stop the cron process."""
+        names = {p.name for p in self.supervisor.snapshot()}
+        if CRON not in names:
+            self.supervisor.add_program(cron_program(self.settings))
+            return "cron added"
+        return self.toggle(CRON)
+
+    def group(self, name: str | None = None) -> WorkerGroup:
+        """A worker group by name (the first one by default)."""
+        if name is None:
+            return self.settings.worker_groups[0]
+        return self._groups[name]
+
+    def scale(self, delta: int, group_name: str | None = None) -> str:
+        """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
+        group = self.group(group_name)
+        count = self._counts[group.name] + delta
+        if count < 0:
+            return f"{group.name}: already at 0 processes"
+        if count > self.settings.max_processes:
+            return f"{group.name}: limit is {self.settings.max_processes} processes"
+        self._counts[group.name] = count
+        self.supervisor.scale(group.name, count, lambda n: worker_program(self.settings, group, n))
+        return f"{group.name}: scaling to {count}"
+
+    def rolling_restart(self, group_name: str | None = None) -> str:
+        """Restart a group's workers one at a time, each replacement answering a ping first."""
+        group = self.group(group_name)
+        host = socket.gethostname()
+
+        def ready(snap: ProcessSnapshot) -> bool:
+            n = int(snap.name.rsplit("-", 1)[1])
+            node = group.node_name(n).replace("%h", host)
+            return self.control.ping([node]).get(node, False)
+
+        self.supervisor.rolling_restart(group.name, ready)
+        return f"{group.name}: rolling restart done"
+
+
+def process_json(p: ProcessSnapshot) -> dict[str, Any]:
+    """A process snapshot in the documented ``status --json`` shape."""
+    data = asdict(p)
+    data["state"] = str(p.state)
+    return {
+        k: data.get(k)
+        for k in ("name", "group", "state", "pid", "uptime", "restarts", "cpu_percent", "rss_bytes")
+    }
+
+
+def read_status(state_dir: Path) -> dict[str, Any] | None:
+    """The process table a running console left in ``state_dir``, if any."""
+    try:
+        return dict(json.loads((state_dir / STATUS_FILE).read_text()))
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,219 @@
+"""One settings object for the console: broker, programs to supervise, refresh rates.
+
+Sources, highest first: command-line flags, environment variables, the Python file named by
+``SENTRY_CONF`` (a file, or a directory holding ``sentry.conf.py``), built-in defaults.
+
+Settings read from ``SENTRY_CONF``:
+
+``BROKER_URL``
+    The broker URL (``redis://``, ``rediss://``, ``redis+socket://``, ``amqp://``, ``pyamqp://``).
+``CONSOLE_WORKERS``
+    A list of worker groups, each a dict with the keys of :class:`WorkerGroup`, for example
+    ``[{"name": "worker", "processes": 2, "queues": ["events.save_event"], "concurrency": 4}]``.
+``CONSOLE_CRON``
+    Whether the console runs a cron (beat) process (default ``True``).
+``CONSOLE_REFRESH_INTERVAL``
+    Seconds between refreshes of the screen's data (default 1.0).
+``CONSOLE_LOG_LINES``
+    Lines of output kept per process (default 10,000).
+``CONSOLE_MAX_PROCESSES``
+    Upper bound for scaling one worker group (default 32).
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from console.broker.embedded import default_state_dir
+from console.broker.urls import BrokerURL, BrokerURLError, parse_broker_url
+
+DEFAULT_APP = "workers.app"
+
+
+class SettingsError(ValueError):
+    """A configuration problem, described in one line without secrets."""
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """A group of identical worker processes the console supervises."""
+
+    name: str = "worker"
+    """Group name; processes are called ``<name>-<n>``."""
+    processes: int = 1
+    """How many worker processes to run."""
+    queues: tuple[str, ...] = ()
+    """Queues to consume (empty: every queue the app knows)."""
+    exclude_queues: tuple[str, ...] = ()
+    """Queues not to consume."""
+    concurrency: int = 2
+    """Pool processes per worker."""
+    loglevel: str = "WARNING"
+    """Celery log level of the worker."""
+    hostname: str = "{name}-{n}@%h"
+    """Worker node name; ``{name}`` and ``{n}`` (process number) are filled in."""
+    max_tasks_per_child: int | None = None
+    """Recycle pool processes after this many tasks."""
+
+    def node_name(self, n: int) -> str:
+        """The Celery node name of process number ``n``."""
+        return self.hostname.format(name=self.name, n=n)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the console needs to know, resolved once at start-up."""
+
+    broker: BrokerURL | None
+    """The configured broker, or None for the embedded one."""
+    broker_source: str
+    """Where the broker came from: --broker, SENTRY_BROKER_URL, SENTRY_CONF or embedded."""
+    app: str = DEFAULT_APP
+    """Import path of the Celery app."""
+    state_dir: Path = field(default_factory=default_state_dir)
+    """Private directory for the embedded broker, the event store and the console lock."""
+    worker_groups: tuple[WorkerGroup, ...] = (WorkerGroup(),)
+    """Worker groups to supervise."""
+    cron: bool = True
+    """Whether a cron (beat) process runs."""
+    refresh_interval: float = 1.0
+    """Seconds between data refreshes in the UI."""
+    log_lines: int = 10_000
+    """Output lines kept per process."""
+    max_processes: int = 32
+    """Upper bound when scaling a worker group."""
+
+    @property
+    def redacted_broker_url(self) -> str:
+        """The broker URL as it may be shown: password replaced by ``***``."""
+        return self.broker.redacted if self.broker else "embedded"
+
+    def with_broker(self, url: str, source: str) -> Settings:
+        """A copy with the broker replaced (used once the embedded broker is up)."""
+        return replace(self, broker=parse_broker_url(url), broker_source=source)
+
+
+def conf_path(value: str) -> Path:
+    """The Python file a ``SENTRY_CONF`` value names (a file, or a directory with sentry.conf.py)."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        path = path / "sentry.conf.py"
+    if not path.exists():
+        raise SettingsError(f"SENTRY_CONF: {path} does not exist")
+    if not path.is_file():
+        raise SettingsError(f"SENTRY_CONF: {path} is not a file")
+    return path
+
+
+def load_conf_file(value: str) -> dict[str, Any]:
+    """Execute the configuration file and return its upper-case names."""
+    path = conf_path(value)
+    try:
+        namespace = runpy.run_path(str(path))
+    except SyntaxError as exc:
+        raise SettingsError(f"SENTRY_CONF: syntax error in {path} line {exc.lineno}") from None
+    except Exception as exc:  # any error raised by user code in the file
+        raise SettingsError(f"SENTRY_CONF: {path} failed: {type(exc).__name__}") from None
+    return {k: v for k, v in namespace.items() if k.isupper()}
+
+
+def _parse(url: Any, source: str) -> BrokerURL:
+    if not isinstance(url, str):
+        raise SettingsError(f"{source}: BROKER_URL must be a string, not {type(url).__name__}")
+    try:
+        return parse_broker_url(url)
+    except BrokerURLError as exc:
+        raise SettingsError(f"{source}: {exc}") from None
+
+
+def _positive(conf: Mapping[str, Any], key: str, default: Any, kind: type) -> Any:
+    value = conf.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SettingsError(f"SENTRY_CONF: {key} must be a positive number")
+    return kind(value)
+
+
+def _worker_groups(raw: Any) -> tuple[WorkerGroup, ...]:
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise SettingsError("SENTRY_CONF: CONSOLE_WORKERS must be a non-empty list of dicts")
+    groups = []
+    known = set(WorkerGroup.__dataclass_fields__)
+    for item in raw:
+        if not isinstance(item, dict):
+            raise SettingsError("SENTRY_CONF: each CONSOLE_WORKERS entry must be a dict")
+        unknown = set(item) - known
+        if unknown:
+            raise SettingsError(f"SENTRY_CONF: unknown worker setting {sorted(unknown)[0]!r}")
+        values = dict(item)
+        for key in ("queues", "exclude_queues"):
+            if key in values:
+                values[key] = tuple(values[key])
+        group = WorkerGroup(**values)
+        if group.processes < 0 or group.concurrency < 1:
+            raise SettingsError(
+                f"SENTRY_CONF: worker group {group.name!r} needs processes >= 0, concurrency >= 1"
+            )
+        groups.append(group)
+    names = [g.name for g in groups]
+    if len(set(names)) != len(names):
+        raise SettingsError("SENTRY_CONF: worker group names must be unique")
+    return tuple(groups)
+
+
+def resolve_settings(
+    *,
+    cli_broker: str | None = None,
+    app: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings from flags, environment and SENTRY_CONF, in that order of precedence."""
+    env = os.environ if env is None else env
+    conf: dict[str, Any] = {}
+    if env.get("SENTRY_CONF"):
+        conf = load_conf_file(env["SENTRY_CONF"])
+
+    broker: BrokerURL | None
+    if cli_broker is not None:
+        broker, source = _parse(cli_broker, "--broker"), "--broker"
+    elif env.get("SENTRY_BROKER_URL"):
+        broker, source = _parse(env["SENTRY_BROKER_URL"], "SENTRY_BROKER_URL"), "SENTRY_BROKER_URL"
+    elif "BROKER_URL" in conf:
+        broker, source = _parse(conf["BROKER_URL"], "SENTRY_CONF"), "SENTRY_CONF"
+    else:
+        broker, source = None, "embedded"
+
+    state_dir = (
+        Path(env["SENTRY_CONSOLE_STATE_DIR"]) if env.get("SENTRY_CONSOLE_STATE_DIR") else None
+    )
+    cron = conf.get("CONSOLE_CRON", True)
+    if not isinstance(cron, bool):
+        raise SettingsError("SENTRY_CONF: CONSOLE_CRON must be True or False")
+    kwargs: dict[str, Any] = {
+        "broker": broker,
+        "broker_source": source,
+        "app": app or DEFAULT_APP,
+        "cron": cron,
+        "refresh_interval": _positive(conf, "CONSOLE_REFRESH_INTERVAL", 1.0, float),
+        "log_lines": _positive(conf, "CONSOLE_LOG_LINES", 10_000, int),
+        "max_processes": _positive(conf, "CONSOLE_MAX_PROCESSES", 32, int),
+    }
+    if env.get("SENTRY_CONSOLE_REFRESH"):
+        try:
+            kwargs["refresh_interval"] = float(env["SENTRY_CONSOLE_REFRESH"])
+        except ValueError:
+            raise SettingsError("SENTRY_CONSOLE_REFRESH must be a number of seconds") from None
+        if kwargs["refresh_interval"] <= 0:
+            raise SettingsError("SENTRY_CONSOLE_REFRESH must be a positive number of seconds")
+    if "CONSOLE_WORKERS" in conf:
+        kwargs["worker_groups"] = _worker_groups(conf["CONSOLE_WORKERS"])
+    if state_dir is not None:
+        kwargs["state_dir"] = state_dir
+    try:
+        return Settings(**kwargs)
+    except TypeError as exc:
+        raise SettingsError(f"SENTRY_CONF: {exc}") from None

@@ -1,0 +1,171 @@
+"""Guard process: runs one program in its own process group and takes the group down with it.
+
+Usage: ``python -m console.supervision.guard --lifeline FD --status FD --parent PID -- CMD...``
+
+The guard is the session leader. It runs the real command as its only child in the same process
+group, reports the child's pid on the ``--status`` pipe, forwards no signal (the supervisor signals
+the whole group) and exits with the child's status. When the supervisor dies, however it dies, the
+guard notices (end of file on the ``--lifeline`` pipe, or its parent-death signal) and SIGKILLs its
+whole process group, grandchildren included. Only the standard library is imported, and little of
+it, to keep start-up fast.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+
+#: Signals the guard survives (the group receives the supervisor's stop signal; the child decides).
+GUARDED_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGPIPE,
+    signal.SIGALRM,
+)
+#: Signals after which a child dumps core; the guard reports them as 128 + N instead of dumping.
+_CORE_SIGNALS = frozenset(
+    {
+        signal.SIGQUIT,
+        signal.SIGILL,
+        signal.SIGABRT,
+        signal.SIGFPE,
+        signal.SIGSEGV,
+        signal.SIGBUS,
+        signal.SIGSYS,
+        signal.SIGTRAP,
+        signal.SIGXCPU,
+        signal.SIGXFSZ,
+    }
+)
+_PR_SET_PDEATHSIG = 1
+_parent_pid = 0
+
+
+def _kill_group() -> None:
+    """SIGKILL the whole process group, the guard included."""
+    os.killpg(0, signal.SIGKILL)
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    # Every guarded signal doubles as a liveness check: the parent-death signal is one of them.
+    if os.getppid() != _parent_pid:
+        _kill_group()
+
+
+def _set_parent_death_signal() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGHUP), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the lifeline pipe still covers parent death
+        pass
+
+
+def _group_members(pgid: int, me: int) -> list[int]:
+    """Live (non-zombie) processes of the process group ``pgid`` other than ``me``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def _kill_leftovers() -> None:
+    """SIGKILL what is left of the group once the program itself has exited."""
+    if not os.path.isdir("/proc"):
+        return
+    me, pgid = os.getpid(), os.getpgrp()
+    for _ in range(100):
+        members = _group_members(pgid, me)
+        if not members:
+            return
+        for pid in members:
+            try:  # noqa: SIM105 - contextlib is not worth its import time here
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        select.select([], [], [], 0.01)
+
+
+def _wait_child(pid: int, lifeline: int) -> int:
+    """Wait until the child exits (its wait status) or the lifeline closes (kill the group)."""
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    while True:
+        watched = [lifeline] if pidfd is None else [lifeline, pidfd]
+        ready, _, _ = select.select(watched, [], [], 0.05 if pidfd is None else None)
+        if lifeline in ready:
+            _kill_group()
+        if pidfd is None or pidfd in ready:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return status
+
+
+def _exit_like(status: int) -> None:
+    """Exit with the child's status; die of the child's signal when that is safe."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        if signum in _CORE_SIGNALS:
+            os._exit(128 + signum)
+        if signum != signal.SIGKILL:
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        os._exit(128 + signum)
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def main(argv: list[str]) -> None:
+    """Run the guard with its command-line arguments (everything after the program name)."""
+    global _parent_pid
+    try:
+        split = argv.index("--")
+        options = dict(zip(argv[:split:2], argv[1:split:2], strict=True))
+        lifeline, status_fd = int(options["--lifeline"]), int(options["--status"])
+        _parent_pid = int(options["--parent"])
+        command = argv[split + 1 :]
+    except (ValueError, KeyError):
+        command = []
+    if not command:
+        sys.stderr.write("usage: guard --lifeline FD --status FD --parent PID -- COMMAND...\n")
+        os._exit(2)
+    for signum in GUARDED_SIGNALS:
+        signal.signal(signum, _on_signal)
+    _set_parent_death_signal()
+    if os.getppid() != _parent_pid:  # the parent died between fork and prctl
+        _kill_group()
+    os.set_inheritable(lifeline, False)
+    os.set_inheritable(status_fd, False)
+    try:
+        pid = os.posix_spawnp(command[0], command, os.environ, setsigdef=GUARDED_SIGNALS)
+    except OSError as exc:
+        sys.stderr.write(f"cannot run {command[0]!r}: {exc.strerror or exc}\n")
+        sys.stderr.flush()
+        os._exit(127)
+    try:  # noqa: SIM105
+        os.write(status_fd, f"{pid}\n".encode())
+    except OSError:
+        pass
+    os.close(status_fd)
+    status = _wait_child(pid, lifeline)
+    _kill_leftovers()
+    _exit_like(status)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,110 @@
+"""Plain data of the supervisor: process states, program configuration and snapshots."""
+
+from __future__ import annotations
+
+import enum
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+
+class ProcessState(enum.StrEnum):
+    """The states of a supervised program, as supervisor names them."""
+
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    EXITED = "EXITED"
+    FATAL = "FATAL"
+
+
+#: States in which a program has a live process.
+LIVE_STATES = frozenset({ProcessState.STARTING, ProcessState.RUNNING, ProcessState.STOPPING})
+
+
+def _empty_env() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    """One program to supervise, with supervisor's option names and defaults."""
+
+    name: str
+    command: Sequence[str]
+    group: str | None = None
+    env: Mapping[str, str] = field(default_factory=_empty_env)
+    cwd: str | None = None
+    startsecs: float = 1.0
+    startretries: int = 3
+    autorestart: bool | Literal["unexpected"] = True
+    exitcodes: tuple[int, ...] = (0,)
+    stopsignal: signal.Signals = signal.SIGTERM
+    stopwaitsecs: float = 30.0
+    stopasgroup: bool = True
+    killasgroup: bool = True
+    redirect_stderr: bool = True
+    log_lines: int = 10_000
+    logfile: Path | None = None
+    logfile_maxbytes: int = 10 * 1024 * 1024
+    logfile_backups: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a program needs a name")
+        if not self.command:
+            raise ValueError(f"program {self.name!r} has an empty command")
+        if self.autorestart not in (True, False, "unexpected"):
+            raise ValueError(
+                f"program {self.name!r}: autorestart must be true, false or unexpected"
+            )
+        if self.startsecs < 0 or self.stopwaitsecs < 0 or self.startretries < 0:
+            raise ValueError(f"program {self.name!r}: negative startsecs/stopwaitsecs/startretries")
+        if self.log_lines < 1:
+            raise ValueError(f"program {self.name!r}: log_lines must be at least 1")
+
+
+@dataclass(frozen=True)
+class ProcessSnapshot:
+    """What a program looks like at one moment; immutable and safe to hand to any thread."""
+
+    name: str
+    group: str | None
+    state: ProcessState
+    pid: int | None
+    pgid: int | None
+    started_at: float | None
+    uptime: float | None
+    restarts: int
+    exitstatus: int | None
+    backoff_remaining: float | None
+    cpu_percent: float | None
+    rss_bytes: int | None
+    description: str
+
+
+def format_uptime(seconds: float) -> str:
+    """Format a duration as supervisorctl does: ``H:MM:SS``, with days when needed."""
+    total = int(max(seconds, 0.0))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{days} day{'s' if days != 1 else ''}, {clock}" if days else clock
+
+
+def format_exitstatus(status: int | None) -> str:
+    """Describe an exit status: ``exit status 1`` or ``terminated by SIGKILL``."""
+    if status is None:
+        return "exit status unknown"
+    if status < 0:
+        try:
+            return f"terminated by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"terminated by signal {-status}"
+    return f"exit status {status}"

@@ -1,0 +1,210 @@
+"""Children's output: a bounded ring buffer per program, an optional rotating log file, and
+one selector thread that drains every pipe so no child ever blocks writing."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import selectors
+import threading
+from collections import deque
+from pathlib import Path
+
+_READ_CHUNK = 65_536
+#: A line longer than this is cut into pieces rather than held back forever.
+MAX_LINE_BYTES = 65_536
+
+
+class RotatingLogFile:
+    """Appends bytes to a file, rotating it to ``.1`` ... ``.N`` past ``maxbytes``."""
+
+    def __init__(self, path: Path, maxbytes: int, backups: int) -> None:
+        self._path = path
+        self._maxbytes = maxbytes
+        self._backups = backups
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(path, "ab")  # noqa: SIM115 - kept open across writes
+        self._size = self._handle.tell()
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``, rotating first when it would pass the size limit."""
+        if self._maxbytes > 0 and self._size and self._size + len(data) > self._maxbytes:
+            self._rotate()
+        self._handle.write(data)
+        self._handle.flush()
+        self._size += len(data)
+
+    def _rotate(self) -> None:
+        self._handle.close()
+        if self._backups > 0:
+            for index in range(self._backups - 1, 0, -1):
+                older = self._path.with_name(f"{self._path.name}.{index}")
+                if older.exists():
+                    os.replace(older, self._path.with_name(f"{self._path.name}.{index + 1}"))
+            os.replace(self._path, self._path.with_name(f"{self._path.name}.1"))
+            self._handle = open(self._path, "ab")  # noqa: SIM115
+        else:
+            self._handle = open(self._path, "wb")  # noqa: SIM115
+        self._size = 0
+
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+
+class OutputBuffer:
+    """The last ``maxlen`` lines a program wrote, kept across its restarts; thread-safe."""
+
+    def __init__(self, maxlen: int, logfile: RotatingLogFile | None = None) -> None:
+        self._lines: deque[str] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self._logfile = logfile
+        self.total_lines = 0
+
+    def feed_lines(self, lines: list[str]) -> None:
+        """Append complete lines (without their newline)."""
+        with self._lock:
+            self._lines.extend(lines)
+            self.total_lines += len(lines)
+
+    def write_log(self, data: bytes) -> None:
+        """Copy raw output to the log file, if there is one."""
+        if self._logfile is not None:
+            try:
+                self._logfile.write(data)
+            except OSError:
+                self._logfile = None  # a full or vanished disk must not stop the draining
+
+    def lines(self, last: int | None = None) -> list[str]:
+        """A copy of the buffered lines, or of the last ``last`` of them."""
+        with self._lock:
+            if last is None or last >= len(self._lines):
+                return list(self._lines)
+            if last <= 0:
+                return []
+            start = len(self._lines) - last
+            return [self._lines[i] for i in range(start, len(self._lines))]
+
+    def close(self) -> None:
+        """Close the log file."""
+        if self._logfile is not None:
+            self._logfile.close()
+            self._logfile = None
+
+
+class _Stream:
+    """One pipe being read: its decoder and the unfinished last line."""
+
+    def __init__(self, sink: OutputBuffer) -> None:
+        self.sink = sink
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.partial = ""
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        self.sink.write_log(data)
+        text = self.partial + self.decoder.decode(data, final)
+        lines = text.split("\n")
+        self.partial = lines.pop()
+        if len(self.partial) > MAX_LINE_BYTES:
+            lines.append(self.partial)
+            self.partial = ""
+        if final and self.partial:
+            lines.append(self.partial)
+            self.partial = ""
+        if lines:
+            self.sink.feed_lines(lines)
+
+
+class OutputPump:
+    """A single thread that drains every registered pipe into its program's buffer."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        self._pending: list[tuple[int, OutputBuffer]] = []
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the draining thread (idempotent)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="output-pump", daemon=True)
+                self._thread.start()
+
+    def add(self, fd: int, sink: OutputBuffer) -> None:
+        """Drain ``fd`` (non-blocking, now owned by the pump) into ``sink`` until end of file."""
+        with self._lock:
+            if self._stopping:
+                os.close(fd)
+                return
+            self._pending.append((fd, sink))
+        self._wake()
+        self.start()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_write, b"x")
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                pending, self._pending = self._pending, []
+                stopping = self._stopping
+            for fd, sink in pending:
+                self._selector.register(fd, selectors.EVENT_READ, _Stream(sink))
+            if stopping:
+                break
+            for key, _ in self._selector.select():
+                if key.data is None:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_read, 4096)
+                    continue
+                self._read(key.fd, key.data)
+        for key in list(self._selector.get_map().values()):
+            if key.data is not None:
+                self._drain_and_close(key.fd, key.data)
+
+    def _read(self, fd: int, stream: _Stream) -> None:
+        try:
+            data = os.read(fd, _READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            stream.feed(data)
+        else:
+            stream.feed(b"", final=True)
+            self._selector.unregister(fd)
+            os.close(fd)
+
+    def _drain_and_close(self, fd: int, stream: _Stream) -> None:
+        with contextlib.suppress(OSError):
+            while data := os.read(fd, _READ_CHUNK):
+                stream.feed(data)
+        stream.feed(b"", final=True)
+        self._selector.unregister(fd)
+        os.close(fd)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Read what is left in the pipes, close them and join the thread."""
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        self._wake()
+        if thread is not None:
+            thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            for fd, _ in self._pending:
+                os.close(fd)
+            self._pending = []
+            self._selector.close()
+            for fd in (self._wake_read, self._wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)

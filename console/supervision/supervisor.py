@@ -1,0 +1,335 @@
+"""The supervisor: many programs, their state machines, and the threads that serve them."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+
+from console.supervision.model import ProcessSnapshot, ProcessState, ProgramConfig
+from console.supervision.output import OutputBuffer, OutputPump, RotatingLogFile
+from console.supervision.program import ProgramRunner
+from console.supervision.resources import GroupResourceSampler
+from console.supervision.spawn import PopenSpawner, Spawner
+
+#: How often the background sampler refreshes CPU% and RSS.
+SAMPLE_INTERVAL = 2.0
+#: How often a rolling restart asks ``ready`` again while the replacement is not ready yet.
+READY_POLL_INTERVAL = 0.25
+
+
+class RollingRestartError(RuntimeError):
+    """A rolling restart stopped because a replacement failed or did not become ready in time."""
+
+
+class Supervisor:
+    """Runs programs with supervisor's semantics; thread-safe, UI-free and broker-free.
+
+    State changes happen in ``tick``. With ``run_in_background`` a loop thread calls it (and is the
+    only thread that spawns); otherwise the caller does, and ``wait_for`` ticks while it waits.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        spawner: Spawner | None = None,
+        tick_interval: float = 0.1,
+        sample_interval: float = SAMPLE_INTERVAL,
+    ) -> None:
+        self._clock = clock
+        self._spawner: Spawner = spawner if spawner is not None else PopenSpawner()
+        self._tick_interval = tick_interval
+        self._sample_interval = sample_interval
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._programs: dict[str, ProgramRunner] = {}
+        self._seq = 0
+        self._pump = OutputPump()
+        self._sampler = GroupResourceSampler()
+        self._wake = threading.Event()
+        self._halt = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop_thread: threading.Thread | None = None
+        self._closing = False
+        self._shutdown_done = threading.Event()
+
+    # -- programs ---------------------------------------------------------------------------
+
+    def add_program(
+        self, config: ProgramConfig, *, autostart: bool = True, number: int | None = None
+    ) -> None:
+        """Add a program (STOPPED); it starts at the next tick when ``autostart``."""
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the supervisor is shutting down")
+            if config.name in self._programs:
+                raise ValueError(f"a program named {config.name!r} already exists")
+            logfile = None
+            if config.logfile is not None:
+                logfile = RotatingLogFile(
+                    config.logfile, config.logfile_maxbytes, config.logfile_backups
+                )
+            self._seq += 1
+            self._programs[config.name] = ProgramRunner(
+                config,
+                spawner=self._spawner,
+                pump=self._pump,
+                buffer=OutputBuffer(config.log_lines, logfile),
+                seq=self._seq,
+                number=number,
+                autostart=autostart,
+            )
+        self._wake.set()
+
+    def remove_program(self, name: str) -> None:
+        """Stop the program if needed and forget it once it is no longer running (non-blocking)."""
+        with self._lock:
+            runner = self._runner(name)
+            runner.removing = True
+            runner.stop(self._clock())
+            self._collect_removed()
+        self._wake.set()
+
+    def start(self, name: str) -> None:
+        """Start a program (from STOPPED, EXITED, BACKOFF or FATAL) at the next tick."""
+        with self._lock:
+            if not self._closing:
+                self._runner(name).start()
+        self._wake.set()
+
+    def stop(self, name: str) -> None:
+        """Stop a program without waiting: STOPPING now, STOPPED once its process has exited."""
+        with self._lock:
+            self._runner(name).stop(self._clock())
+            self._changed.notify_all()
+        self._wake.set()
+
+    def restart(self, name: str) -> None:
+        """Stop a program if it runs, then start it again (non-blocking)."""
+        with self._lock:
+            if not self._closing:
+                self._runner(name).restart(self._clock())
+        self._wake.set()
+
+    def _runner(self, name: str) -> ProgramRunner:
+        try:
+            return self._programs[name]
+        except KeyError:
+            raise KeyError(f"no program named {name!r}") from None
+
+    def _collect_removed(self) -> None:
+        for name in [n for n, r in self._programs.items() if r.removing and not r.alive]:
+            self._programs.pop(name).buffer.close()
+
+    # -- stepping ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance every program's state machine by one step."""
+        loop = self._loop_thread
+        if loop is not None and loop.is_alive() and threading.current_thread() is not loop:
+            raise RuntimeError("tick() is driven by the background loop")
+        self._tick()
+
+    def _tick(self) -> None:
+        with self._lock:
+            now = self._clock()
+            for runner in list(self._programs.values()):
+                runner.step(now, may_spawn=not self._closing)
+            self._collect_removed()
+            self._changed.notify_all()
+
+    def run_in_background(self) -> None:
+        """Start the loop thread (ticks, and so all spawning), the output pump and the sampler."""
+        with self._lock:
+            if self._loop_thread is not None or self._closing:
+                return
+            self._loop_thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+            sampler = threading.Thread(target=self._sample_loop, name="resources", daemon=True)
+            self._threads = [self._loop_thread, sampler]
+        self._pump.start()
+        for thread in self._threads:
+            thread.start()
+
+    def _loop(self) -> None:
+        while not self._halt.is_set():
+            self._tick()
+            self._wake.wait(self._tick_interval)
+            self._wake.clear()
+
+    def _sample_loop(self) -> None:
+        while not self._halt.wait(self._sample_interval):
+            self.sample_resources()
+
+    def sample_resources(self) -> None:
+        """Refresh CPU% and RSS of every running program's process group."""
+        with self._lock:
+            groups = {r.pgid: r for r in self._programs.values() if r.alive and r.pgid}
+        usage = self._sampler.sample(groups)
+        with self._lock:
+            for pgid, runner in groups.items():
+                if runner.alive and runner.pgid == pgid and pgid in usage:
+                    runner.cpu_percent = usage[pgid].cpu_percent
+                    runner.rss_bytes = usage[pgid].rss_bytes
+
+    # -- views ------------------------------------------------------------------------------
+
+    def snapshot(self) -> list[ProcessSnapshot]:
+        """Every program's current snapshot, in the order they were added."""
+        with self._lock:
+            now = self._clock()
+            return [runner.snapshot(now) for runner in self._programs.values()]
+
+    def output(self, name: str, last: int | None = None) -> list[str]:
+        """The program's buffered output lines (stdout and stderr merged), or the last ``last``."""
+        with self._lock:
+            buffer = self._runner(name).buffer
+        return buffer.lines(last)
+
+    def wait_for(self, predicate: Callable[[list[ProcessSnapshot]], bool], timeout: float) -> bool:
+        """Wait until ``predicate(snapshot())`` holds; False after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                if predicate(self.snapshot()):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                loop = self._loop_thread
+                if loop is None or not loop.is_alive():
+                    self._tick()  # nobody else drives the machines
+                    if predicate(self.snapshot()):
+                        return True
+                self._changed.wait(min(remaining, self._tick_interval))
+
+    # -- groups -----------------------------------------------------------------------------
+
+    def group_members(self, group: str) -> list[str]:
+        """Names of the group's programs (not being removed), oldest first."""
+        with self._lock:
+            members = [r for r in self._programs.values() if r.config.group == group]
+            return [r.name for r in sorted(members, key=lambda r: r.seq) if not r.removing]
+
+    def scale(self, group: str, count: int, make_config: Callable[[int], ProgramConfig]) -> None:
+        """Grow the group to ``count`` with ``make_config(n)``, or stop and remove the newest."""
+        if count < 0:
+            raise ValueError("a group cannot have fewer than 0 processes")
+        with self._lock:
+            members = [self._programs[name] for name in self.group_members(group)]
+            for runner in sorted(members, key=lambda r: r.seq, reverse=True)[
+                : max(0, len(members) - count)
+            ]:
+                self.remove_program(runner.name)
+            taken = {r.number for r in self._programs.values() if r.config.group == group}
+            number = 0
+            for _ in range(count - len(members)):
+                number += 1
+                while number in taken:
+                    number += 1
+                config = make_config(number)
+                if config.group is None:
+                    config = dataclasses.replace(config, group=group)
+                elif config.group != group:
+                    raise ValueError(
+                        f"make_config({number}) made a program of group {config.group!r}"
+                    )
+                self.add_program(config, number=number)
+                taken.add(number)
+
+    def rolling_restart(
+        self, group: str, ready: Callable[[ProcessSnapshot], bool], *, timeout: float = 120.0
+    ) -> None:
+        """Restart the group one program at a time (blocking; call it off the UI thread).
+
+        The next program is restarted only once the previous one's replacement is RUNNING and
+        ``ready`` (called outside the supervisor's lock) says yes. ``timeout`` bounds each step.
+        """
+        with self._lock:
+            names = [
+                name
+                for name in self.group_members(group)
+                if self._programs[name].state is not ProcessState.STOPPED
+            ]
+        for name in names:
+            with self._lock:
+                runner = self._programs.get(name)
+                if runner is None or runner.removing:
+                    continue
+                spawns_before = runner.spawns
+                self.restart(name)
+            self._await_replacement(name, spawns_before, ready, timeout)
+
+    def _await_replacement(
+        self,
+        name: str,
+        spawns_before: int,
+        ready: Callable[[ProcessSnapshot], bool],
+        timeout: float,
+    ) -> None:
+        deadline = time.monotonic() + timeout
+
+        def replaced(snapshots: list[ProcessSnapshot]) -> bool:
+            runner = self._programs.get(name)
+            if runner is None or self._closing:
+                return True
+            if runner.state is ProcessState.FATAL and runner.spawns > spawns_before:
+                return True
+            return runner.spawns > spawns_before and runner.state is ProcessState.RUNNING
+
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.wait_for(replaced, remaining):
+                raise RollingRestartError(f"{name} did not come back RUNNING within {timeout:g}s")
+            snap = next((s for s in self.snapshot() if s.name == name), None)
+            if snap is None or self._closing:
+                raise RollingRestartError(f"{name} went away during the rolling restart")
+            if snap.state is ProcessState.FATAL:
+                raise RollingRestartError(f"{name} failed to start again: {snap.description}")
+            if ready(snap):
+                return
+            if time.monotonic() >= deadline:
+                raise RollingRestartError(f"{name} was not ready within {timeout:g}s")
+            self._halt.wait(min(READY_POLL_INTERVAL, max(deadline - time.monotonic(), 0.0)))
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Warm-stop every program in parallel, SIGKILL groups still alive after their
+        ``stopwaitsecs`` (or after ``timeout``), then stop the threads. Idempotent."""
+        with self._lock:
+            first = not self._closing
+            self._closing = True
+            if first:
+                now = self._clock()
+                for runner in self._programs.values():
+                    runner.stop(now)
+                waits = [r.config.stopwaitsecs for r in self._programs.values() if r.alive]
+        if not first:
+            self._shutdown_done.wait(timeout)
+            return
+        try:
+            self._wake.set()
+            limit = timeout if timeout is not None else max(waits, default=0.0) + 5.0
+            if not self.wait_for(lambda _: not self._any_alive(), limit):
+                with self._lock:
+                    for runner in self._programs.values():
+                        runner.kill()
+                self.wait_for(lambda _: not self._any_alive(), 5.0)
+            self._halt.set()
+            self._wake.set()
+            for thread in self._threads:
+                if thread is not threading.current_thread():
+                    thread.join(5.0)
+            self._pump.stop(5.0)
+            self._spawner.close()
+            with self._lock:
+                for runner in self._programs.values():
+                    runner.buffer.close()
+        finally:
+            self._shutdown_done.set()
+
+    def _any_alive(self) -> bool:
+        with self._lock:
+            return any(runner.alive for runner in self._programs.values())

@@ -1,0 +1,241 @@
+"""Deterministic data for screenshots and snapshot tests: a believable cluster, frozen in time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.broker.health import BrokerHealth
+from console.cluster import TaskInfo, WorkerInfo
+from console.queuestats import QueueRow
+from console.runtime import DashboardData
+from console.settings import Settings
+from console.supervision import ProcessSnapshot, ProcessState
+
+NOW = 1_790_000_000.0
+URL = "redis://:***@10.0.4.12:6379/0"
+SCENARIOS = ("main", "fatal", "broker-down")
+
+
+def _process(
+    name: str, state: ProcessState, pid: int | None, uptime: float | None, **kw: object
+) -> ProcessSnapshot:
+    values: dict[str, object] = {
+        "name": name,
+        "group": name.split("-")[0],
+        "state": state,
+        "pid": pid,
+        "pgid": pid,
+        "started_at": NOW - uptime if uptime else None,
+        "uptime": uptime,
+        "restarts": 0,
+        "exitstatus": None,
+        "backoff_remaining": None,
+        "cpu_percent": 3.0,
+        "rss_bytes": 96 * 1024 * 1024,
+        "description": f"pid {pid}" if pid else "",
+    }
+    values.update(kw)
+    return ProcessSnapshot(**values)  # type: ignore[arg-type]
+
+
+def _queue(name: str, ready: int, history: tuple[int, ...], rates: tuple[float, float]) -> QueueRow:
+    net = rates[1] - rates[0]
+    return QueueRow(
+        name=name,
+        ready=ready,
+        consumers=None,
+        unacked=None,
+        exists=True,
+        in_rate=rates[0],
+        out_rate=rates[1],
+        history=history,
+        drain_seconds=(ready / net) if net > 0 and ready else (0.0 if not ready else None),
+    )
+
+
+def _worker(host: str, active: int, processed: int, failed: int, online: bool = True) -> WorkerInfo:
+    return WorkerInfo(
+        hostname=host,
+        online=online,
+        last_heartbeat=NOW - (1 if online else 95),
+        pid=None,
+        active=active,
+        processed=processed,
+        failed=failed,
+        pool_size=2,
+        queues=(),
+        loadavg=None,
+        sw_ident="py-celery",
+    )
+
+
+def _task(uuid: str, name: str, worker: str, runtime: float, args: str) -> TaskInfo:
+    return TaskInfo(
+        uuid=uuid,
+        name=name,
+        state="STARTED",
+        worker=worker,
+        args=args,
+        kwargs="{}",
+        received=NOW - runtime - 0.2,
+        started=NOW - runtime,
+        finished=None,
+        runtime=None,
+        result=None,
+        exception=None,
+        traceback=None,
+        retries=0,
+    )
+
+
+def demo_data(scenario: str = "main") -> DashboardData:
+    """The frozen cluster for one screenshot scenario."""
+    processes = [
+        _process("worker-1", ProcessState.RUNNING, 41027, 8_130.0, cpu_percent=38.0),
+        _process("worker-2", ProcessState.RUNNING, 41544, 312.0, restarts=1, cpu_percent=35.0),
+        _process("cron", ProcessState.RUNNING, 41031, 8_129.0, cpu_percent=0.0, rss_bytes=61 << 20),
+    ]
+    if scenario == "fatal":
+        processes.append(
+            _process(
+                "ingest-1",
+                ProcessState.FATAL,
+                None,
+                None,
+                exitstatus=1,
+                restarts=3,
+                cpu_percent=None,
+                rss_bytes=None,
+                description="Exited too quickly (process log may have details)",
+            )
+        )
+    queues = [
+        _queue("default", 0, (0, 0, 1, 0, 0, 2, 0, 0, 0, 1, 0, 0), (0.4, 0.4)),
+        _queue(
+            "events.process_event",
+            1_204,
+            (80, 260, 540, 810, 1020, 1180, 1240, 1204),
+            (310.0, 402.0),
+        ),
+        _queue("events.save_event", 86, (10, 30, 55, 70, 90, 84, 88, 86), (402.0, 398.0)),
+        _queue("cleanup", 0, (0, 1, 0, 0, 0, 1, 0, 0), (0.1, 0.1)),
+    ]
+    workers = [
+        _worker("worker-1@ops-1", 2, 182_340, 12),
+        _worker("worker-2@ops-1", 2, 6_512, 0),
+        _worker("batch@ops-2", 1, 90_115, 3),
+    ]
+    tasks = [
+        _task(
+            "3f2a9c1e7b5d4e10",
+            "workers.process_event",
+            "worker-1@ops-1",
+            0.4,
+            "({'event_id': 'a81c…'},)",
+        ),
+        _task(
+            "9b1d77e0c2aa4f31",
+            "workers.save_event",
+            "worker-1@ops-1",
+            0.1,
+            "({'event_id': '5e02…'},)",
+        ),
+        _task(
+            "c4e8015f6d3b4a92",
+            "workers.process_event",
+            "worker-2@ops-1",
+            1.2,
+            "({'event_id': '77fa…'},)",
+        ),
+        _task("e01b5a3c9f8d4c27", "workers.cleanup_events", "batch@ops-2", 14.0, "()"),
+    ]
+    health = BrokerHealth(
+        state="connected",
+        reason=None,
+        rtt_ms=0.4,
+        server_version="7.0.15",
+        reconnects=0,
+        last_ok=NOW,
+    )
+    if scenario == "broker-down":
+        health = BrokerHealth(
+            state="down",
+            reason="connection refused",
+            rtt_ms=None,
+            server_version=None,
+            reconnects=2,
+            last_ok=NOW - 14,
+        )
+        queues = []
+        workers = [_worker(w.hostname, 0, w.processed, w.failed, online=False) for w in workers]
+        tasks = []
+    return DashboardData(
+        broker_url=URL,
+        broker=health,
+        processes=tuple(processes),
+        queues=tuple(queues),
+        workers=tuple(workers),
+        remote_workers=frozenset({"batch@ops-2"}),
+        active_tasks=tuple(tasks),
+        cluster_state="listening",
+        events_received=845_310,
+        taken_at=NOW,
+    )
+
+
+DEMO_LOG = [
+    "[2026-11-27 03:12:44,101: WARNING/MainProcess] consumer: Connection to broker lost. Trying to re-establish the connection...",
+    "[2026-11-27 03:12:46,377: INFO/MainProcess] Connected to redis://:**@10.0.4.12:6379/0",
+    "[2026-11-27 03:12:46,402: INFO/MainProcess] worker-1@ops-1 ready.",
+    "[2026-11-27 03:13:02,950: WARNING/ForkPoolWorker-2] dropping malformed event: missing event_id",
+]
+
+
+class DemoSource:
+    """A ConsoleSource that always shows the same frozen cluster; actions only report."""
+
+    def __init__(self, scenario: str = "main") -> None:
+        self.scenario = scenario
+        self.settings = Settings(broker=None, broker_source="demo", state_dir=Path("/nonexistent"))
+        self.actions: list[str] = []
+
+    def poll(self) -> DashboardData:
+        """The scenario's frozen data."""
+        return demo_data(self.scenario)
+
+    def output(self, name: str, last: int | None = None) -> list[str]:
+        """A short fixed log."""
+        if name == "ingest-1":
+            return [
+                "Traceback (most recent call last):",
+                "ModuleNotFoundError: No module named 'ingest'",
+            ]
+        return DEMO_LOG[-last:] if last else list(DEMO_LOG)
+
+    def _act(self, text: str) -> str:
+        self.actions.append(text)
+        return text
+
+    def restart(self, name: str) -> str:
+        """Record a restart."""
+        return self._act(f"restarting {name}")
+
+    def toggle(self, name: str) -> str:
+        """Record a stop/start."""
+        return self._act(f"toggling {name}")
+
+    def toggle_cron(self) -> str:
+        """Record a cron toggle."""
+        return self._act("toggling cron")
+
+    def scale(self, delta: int, group_name: str | None = None) -> str:
+        """Record a scale."""
+        return self._act(f"scaling {delta:+d}")
+
+    def rolling_restart(self, group_name: str | None = None) -> str:
+        """Record a rolling restart."""
+        return self._act("rolling restart")
+
+    def shutdown(self) -> None:
+        """Nothing to stop."""
+        self.actions.append("shutdown")

@@ -1,0 +1,44 @@
+"""Export the console's screens as SVG, driven by the frozen demo data."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from console.ui.app import ConsoleApp
+from console.ui.demo import DemoSource
+
+SHOTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "main": ("main", ()),
+    "fatal": ("fatal", ("end",)),
+    "broker-down": ("broker-down", ()),
+}
+
+
+def _shooter(keys: tuple[str, ...], target: Path) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def shoot(pilot: Pilot[Any]) -> None:
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause()
+        pilot.app.save_screenshot(filename=target.name, path=str(target.parent))
+        pilot.app.exit()
+
+    return shoot
+
+
+def export_screenshots(out_dir: Path, size: tuple[int, int] = (100, 30)) -> list[Path]:
+    """Write one SVG per screen to ``out_dir`` and return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, (scenario, keys) in SHOTS.items():
+        app = ConsoleApp(DemoSource(scenario), live=False)
+        target = out_dir / f"{filename}.svg"
+
+        app.run(headless=True, size=size, auto_pilot=_shooter(keys, target))
+        written.append(target)
+    return written

@@ -1,0 +1,1 @@
+"""A tiny Celery app and helpers for the cluster tests."""
