@@ -150,7 +150,7 @@ def run_cron(obj: Context, loglevel: str) -> None:
         app = obj.app(settings)
         settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         schedule = settings.state_dir / "celerybeat-schedule"
-        app.start(["celery", "beat", "-l", loglevel, "-s", str(schedule)])
+        app.start(["beat", "-l", loglevel, "-s", str(schedule)])
 
 
 @main.command("send-events")

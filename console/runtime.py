@@ -76,7 +76,7 @@ class ConsoleRuntime:
         """Start every configured program and the background monitors."""
         for group in self.settings.worker_groups:
             for n in range(1, group.processes + 1):
-                self.supervisor.add_program(worker_program(self.settings, group, n))
+                self.supervisor.add_program(worker_program(self.settings, group, n), number=n)
         if self.settings.cron:
             self.supervisor.add_program(cron_program(self.settings))
         self.supervisor.run_in_background()

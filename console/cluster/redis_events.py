@@ -69,7 +69,7 @@ class RedisEventStream:
     """Follows the Celery event exchange over Redis pub/sub, calling ``handler`` per body."""
 
     def __init__(self, conn: Connection, exchange: str, handler: MessageHandler) -> None:
-        channel = conn.default_channel
+        channel: Any = conn.default_channel  # kombu.transport.redis.Channel
         options = conn.transport_options or {}
         prefix = options.get("global_keyprefix", "") or ""
         self.pattern = f"{prefix}{channel.keyprefix_fanout}{exchange}/*"

@@ -62,7 +62,9 @@ class ConsoleApp(App[None]):
         Binding("R", "rolling_restart", "Rolling", id="rolling", tooltip="Rolling restart"),
         Binding("plus,+", "scale(1)", "+Worker", id="scale_up", key_display="+"),
         Binding("minus,-", "scale(-1)", "-Worker", id="scale_down", key_display="-"),
-        Binding("s", "toggle_selected", "Stop/Start", id="toggle", tooltip="Stop or start the selected"),
+        Binding(
+            "s", "toggle_selected", "Stop/Start", id="toggle", tooltip="Stop or start the selected"
+        ),
         Binding("c", "toggle_cron", "Cron", id="cron", tooltip="Cron on / off"),
         Binding("q", "quit_console", "Quit", id="quit", tooltip="Stop every process and quit"),
     ]
@@ -208,7 +210,8 @@ class ConsoleApp(App[None]):
         if self._stop.is_set():
             return
         self._stop.set()
-        self.query_one("#status", Static).update(Text("stopping every process…", "bold yellow"))
+        for status in self.query("#status").results(Static):
+            status.update(Text("stopping every process…", "bold yellow"))
         self._shutdown_then_exit()
 
     @work(thread=True, group="shutdown", exit_on_error=False)

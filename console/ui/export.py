@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,10 @@ SHOTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _shooter(keys: tuple[str, ...], target: Path) -> Callable[[Pilot[Any]], Awaitable[None]]:
-    async def shoot(pilot: Pilot[Any]) -> None:
+def _shooter(
+    keys: tuple[str, ...], target: Path
+) -> Callable[[Pilot[object]], Coroutine[Any, Any, None]]:
+    async def shoot(pilot: Pilot[object]) -> None:
         await pilot.pause()
         await pilot.wait_for_scheduled_animations()
         if keys:

@@ -47,12 +47,12 @@ def claim_db() -> tuple[redis.Redis, int, str]:
 def envelope(event: dict[str, Any], routing_key: str, n: int) -> bytes:
     """One kombu Redis-transport message (JSON envelope, base64 JSON body)."""
     body = base64.b64encode(json.dumps(event).encode()).decode()
+    host = event["hostname"]
     return (
-        '{"body": "%s", "content-encoding": "utf-8", "content-type": "application/json", '
-        '"headers": {"hostname": "%s"}, "properties": {"delivery_mode": 1, "delivery_info": '
-        '{"exchange": "celeryev", "routing_key": "%s"}, "priority": 0, '
-        '"body_encoding": "base64", "delivery_tag": "bench-%d"}}'
-        % (body, event["hostname"], routing_key, n)
+        f'{{"body": "{body}", "content-encoding": "utf-8", "content-type": "application/json", '
+        f'"headers": {{"hostname": "{host}"}}, "properties": {{"delivery_mode": 1, '
+        f'"delivery_info": {{"exchange": "celeryev", "routing_key": "{routing_key}"}}, '
+        f'"priority": 0, "body_encoding": "base64", "delivery_tag": "bench-{n}"}}}}'
     ).encode()
 
 
@@ -127,6 +127,7 @@ def consume(kind: str, url: str, counter: Synchronized, ready: Any) -> None:  # 
 
         def count() -> int:
             return int(state.event_count)
+
     ready.set()
     while True:
         counter.value = count()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -68,10 +69,8 @@ def start_worker(
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a worker's whole process group and reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=10)
 
 
@@ -98,7 +97,7 @@ def test_monitor_sees_workers_tasks_and_controls_them(
             ones = [worker(snap, p) for p in (w1p, w2p)]
             return snap if all(w is not None and w.online for w in ones) else None
 
-        snap = wait_for("both workers online", both_online, 60)
+        wait_for("both workers online", both_online, 60)
         assert monitor.receiver_state in ("listening", "inspect")
         assert f"cluster-test-{unique}" in wait_for(
             "consumed queues", lambda: monitor.snapshot().consumed_queues

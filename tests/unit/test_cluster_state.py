@@ -164,7 +164,15 @@ def test_ping_stats_and_queues_from_remote_control() -> None:
     clock = FakeClock()
     state = ClusterState(offline_after=10.0, clock=clock)
     state.note_ping({"quiet@h": {"ok": "pong"}})
-    state.note_stats({"quiet@h": {"pid": 7, "pool": {"max-concurrency": 4, "processes": [1, 2, 3, 4]}, "total": {"a": 3}}})
+    state.note_stats(
+        {
+            "quiet@h": {
+                "pid": 7,
+                "pool": {"max-concurrency": 4, "processes": [1, 2, 3, 4]},
+                "total": {"a": 3},
+            }
+        }
+    )
     state.note_queues({"quiet@h": [{"name": "q2"}, {"name": "q1"}]})
     snap = state.snapshot("x")
     worker = snap.workers[0]
