@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import time
+
 from console.appref import load_app
-from console.broker.embedded import ConsoleLock, EmbeddedBroker
+from console.broker.embedded import ConsoleLock, EmbeddedBroker, EmbeddedBrokerError
 from console.runtime import ConsoleRuntime
 from console.settings import Settings
+
+
+def start_own_broker(settings: Settings, wait: float = 15.0) -> EmbeddedBroker:
+    """Start the embedded broker for this console.
+
+    A short-lived command (``send-events``, ``queues list``) may have one running for its own
+    use; it goes away when that command ends, so wait for it rather than borrow it.
+    """
+    embedded = EmbeddedBroker(settings.state_dir)
+    deadline = time.monotonic() + wait
+    while True:
+        embedded.start()
+        if embedded.owned:
+            return embedded
+        if time.monotonic() > deadline:
+            raise EmbeddedBrokerError("the embedded broker is held by another command; try again")
+        time.sleep(0.2)
 
 
 def run_console(settings: Settings) -> None:
@@ -19,8 +38,7 @@ def run_console(settings: Settings) -> None:
     runtime: ConsoleRuntime | None = None
     try:
         if settings.broker is None:
-            embedded = EmbeddedBroker(settings.state_dir)
-            embedded.start()
+            embedded = start_own_broker(settings)
             settings = settings.with_broker(embedded.url, "embedded")
         assert settings.broker is not None
         app = load_app(settings.app, settings.broker.raw)
