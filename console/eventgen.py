@@ -46,7 +46,7 @@ def send_events(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Enqueue ``count`` events to ``task_name``, at most ``rate`` per second; return seconds taken."""
+    """Enqueue ``count`` events to ``task_name`` (at most ``rate``/s); return the seconds taken."""
     rng = random.Random(seed if seed is not None else uuid.uuid4().int)
     started = clock()
     with app.producer_or_acquire() as producer:

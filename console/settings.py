@@ -18,6 +18,8 @@ Settings read from ``SENTRY_CONF``:
     Lines of output kept per process (default 10,000).
 ``CONSOLE_MAX_PROCESSES``
     Upper bound for scaling one worker group (default 32).
+``CONSOLE_OFFLINE_DROP_AFTER``
+    Seconds an offline worker stays listed (marked offline) before it is dropped (default 300).
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ class Settings:
     """Output lines kept per process."""
     max_processes: int = 32
     """Upper bound when scaling a worker group."""
+    offline_drop_after: float = 300.0
+    """Seconds an offline worker stays listed before it is dropped."""
 
     @property
     def redacted_broker_url(self) -> str:
@@ -99,7 +103,7 @@ class Settings:
 
 
 def conf_path(value: str) -> Path:
-    """The Python file a ``SENTRY_CONF`` value names (a file, or a directory with sentry.conf.py)."""
+    """The file a ``SENTRY_CONF`` value names (a file, or a directory with sentry.conf.py)."""
     path = Path(value).expanduser()
     if path.is_dir():
         path = path / "sentry.conf.py"
@@ -201,6 +205,7 @@ def resolve_settings(
         "refresh_interval": _positive(conf, "CONSOLE_REFRESH_INTERVAL", 1.0, float),
         "log_lines": _positive(conf, "CONSOLE_LOG_LINES", 10_000, int),
         "max_processes": _positive(conf, "CONSOLE_MAX_PROCESSES", 32, int),
+        "offline_drop_after": _positive(conf, "CONSOLE_OFFLINE_DROP_AFTER", 300.0, float),
     }
     if env.get("SENTRY_CONSOLE_REFRESH"):
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -32,10 +33,8 @@ def no_leftovers() -> Iterator[None]:
     yield
     leftover = [psutil.Process(pid) for pid in descendants() - before if psutil.pid_exists(pid)]
     for proc in leftover:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     assert not leftover, f"processes left behind: {leftover}"
 
 
@@ -150,6 +149,5 @@ async def test_console_runs_scales_restarts_and_quits_clean(
         for p in children
     ):
         assert time.monotonic() < deadline, "children survived the quit"
-        await_time = 0.1
-        time.sleep(await_time)
+        time.sleep(0.1)
     assert store_count(store) == 500
