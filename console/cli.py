@@ -36,6 +36,23 @@ def fail(message: str, code: int = 1) -> NoReturn:
 class ConsoleGroup(click.Group):
     """A click group that turns known failures into one clear line instead of a traceback."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the CLI; usage errors too become one ``error: ...`` line (exit code 2)."""
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "sentry-console"
+            fail(f"{exc.format_message()} (see {command} --help)", exc.exit_code)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        sys.exit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command, reporting failures as ``error: ...``."""
         try:
@@ -138,6 +155,9 @@ def run_worker(
             argv += ["-n", hostname]
         if max_tasks_per_child:
             argv += ["--max-tasks-per-child", str(max_tasks_per_child)]
+        from console.programs import warm_shutdown_on_hangup
+
+        warm_shutdown_on_hangup()
         app.worker_main(argv)
 
 

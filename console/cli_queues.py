@@ -152,6 +152,8 @@ def status(obj: Any, as_json: bool) -> None:
     else:
         _print_status(report)
     if not up:
+        url = settings.redacted_broker_url
+        click.echo(f"error: broker {url} is {health.state}: {health.reason}", err=True)
         sys.exit(1)
 
 

@@ -10,11 +10,13 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.utils.nodenames import default_nodename, host_format, nodesplit
 
 from console.appref import app_queue_names, transport_options
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
@@ -26,6 +28,9 @@ from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
 
 STATUS_FILE = "console-status.json"
+#: Bounds of one poll's broker calls: a dead or silent broker costs at most their sum (~2.2 s).
+HEALTH_TIMEOUT = 1.0
+DEPTH_TIMEOUT = 1.2
 
 
 @dataclass(frozen=True)
@@ -44,14 +49,40 @@ class DashboardData:
     taken_at: float = field(default_factory=time.time)
 
 
-def local_node_names(settings: Settings, counts: dict[str, int]) -> set[str]:
-    """Celery node names of the workers this console supervises (``%h`` expanded)."""
-    host = socket.gethostname()
+def celery_node_name(value: str) -> str:
+    """A worker's ``-n`` value expanded as ``celery worker`` does it (``%h``, ``%n``, ``%d``)."""
+    return host_format(default_nodename(value))
+
+
+def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
+    """Celery node names of the worker programs this console supervises right now."""
+    groups = {g.name: g for g in settings.worker_groups}
     names = set()
-    for group in settings.worker_groups:
-        for n in range(1, counts.get(group.name, group.processes) + 1):
-            names.add(group.node_name(n).replace("%h", host))
+    for process in processes:
+        group = groups.get(process.group or "")
+        number = process.name.rpartition("-")[2]
+        if group is not None and number.isdigit():
+            names.add(celery_node_name(group.node_name(int(number))))
     return names
+
+
+def remote_worker_names(
+    settings: Settings, processes: Sequence[ProcessSnapshot], workers: Iterable[WorkerInfo]
+) -> frozenset[str]:
+    """Workers in the cluster that this console does not supervise.
+
+    A worker is local when its node name is one of the supervised programs' names, or when it
+    reports the pid of a supervised process and runs on this host (a custom ``-n`` still matches).
+    """
+    names = local_node_names(settings, processes)
+    pids = {p.pid for p in processes if p.pid is not None}
+    host = socket.gethostname()
+    return frozenset(
+        w.hostname
+        for w in workers
+        if w.hostname not in names
+        and not (w.pid in pids and nodesplit(w.hostname)[1] in (host, None))
+    )
 
 
 class ConsoleRuntime:
@@ -62,9 +93,9 @@ class ConsoleRuntime:
         self.settings = settings
         self.app = app
         self.supervisor = supervisor or Supervisor()
-        self.monitor = ClusterMonitor(app)
+        self.monitor = ClusterMonitor(app, drop_offline_after=settings.offline_drop_after)
         self.control = RemoteControl(app)
-        self.health = BrokerHealthProbe(settings.broker)
+        self.health = BrokerHealthProbe(settings.broker, timeout=HEALTH_TIMEOUT)
         self._depth: QueueDepthProbe | None = None
         self._tracker = QueueTracker()
         self._counts = {g.name: g.processes for g in settings.worker_groups}
@@ -103,9 +134,12 @@ class ConsoleRuntime:
         with self._poll_lock:
             processes = tuple(self.supervisor.snapshot())
             cluster = self.monitor.snapshot()
+            was = self.health.last.state
             health = self.health.check()
             rows: tuple[QueueRow, ...] = ()
             if health.state == "connected":
+                if was == "down":
+                    self.monitor.broker_back()
                 rows = self._poll_queues(cluster)
             data = DashboardData(
                 broker_url=self.settings.redacted_broker_url,
@@ -113,11 +147,7 @@ class ConsoleRuntime:
                 processes=processes,
                 queues=rows,
                 workers=tuple(cluster.workers),
-                remote_workers=frozenset(
-                    w.hostname
-                    for w in cluster.workers
-                    if w.hostname not in local_node_names(self.settings, self._counts)
-                ),
+                remote_workers=remote_worker_names(self.settings, processes, cluster.workers),
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
@@ -129,14 +159,16 @@ class ConsoleRuntime:
         assert self.settings.broker is not None
         try:
             if self._depth is None:
-                self._depth = make_depth_probe(self.settings.broker, transport_options(self.app))
+                self._depth = make_depth_probe(
+                    self.settings.broker, transport_options(self.app), timeout=DEPTH_TIMEOUT
+                )
             depths = self._depth.poll(self.queue_names(cluster))
         except BrokerUnavailable:
             if self._depth is not None:
                 self._depth.close()
             self._depth = None
             return ()
-        return tuple(self._tracker.update(depths, time.time()))
+        return tuple(self._tracker.update(depths, time.time(), cluster.enqueued, cluster.dequeued))
 
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
@@ -212,6 +244,52 @@ class ConsoleRuntime:
 
         self.supervisor.rolling_restart(group.name, ready)
         return f"{group.name}: rolling restart done"
+
+    # operator actions on tasks, queues and pools (blocking; run them off the UI thread) ----
+    def task(self, uuid: str) -> TaskInfo | None:
+        """The detail of one task as the cluster monitor last saw it."""
+        return self.monitor.task(uuid)
+
+    def revoke(self, uuid: str, terminate: bool = False) -> str:
+        """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
+        from console.cluster import RemoteControlError
+
+        try:
+            self.control.revoke(uuid, terminate=terminate)
+        except RemoteControlError as exc:
+            return f"refused: {exc}"
+        return f"{'terminated' if terminate else 'revoked'} {uuid[:8]}"
+
+    def purge(self, queue: str) -> str:
+        """Delete every message waiting in one of the app's queues."""
+        known = app_queue_names(self.app)
+        if queue not in known:
+            return f"unknown queue {queue!r}"
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=5)
+                removed = conn.default_channel.queue_purge(queue) or 0
+        except Exception as exc:
+            return f"refused: purge of {queue} failed: {type(exc).__name__}"
+        return f"purged {removed} messages from {queue}"
+
+    def pool(self, hostname: str, delta: int) -> str:
+        """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
+        from console.cluster import RemoteControlError
+
+        try:
+            if delta > 0:
+                self.control.pool_grow(hostname, delta)
+            else:
+                self.control.pool_shrink(hostname, -delta)
+        except RemoteControlError as exc:
+            return f"refused: {exc}"
+        return f"{hostname}: pool {'grown' if delta > 0 else 'shrunk'} by {abs(delta)}"
+
+    def shutdown_now(self) -> None:
+        """Stop every child without waiting for tasks in flight (they return to their queue)."""
+        self.supervisor.shutdown(timeout=1.0)
+        self.shutdown()
 
 
 def process_json(p: ProcessSnapshot) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Task states in which a task still occupies a worker.
 ACTIVE_STATES = frozenset({"RECEIVED", "STARTED"})
@@ -57,3 +57,7 @@ class ClusterSnapshot:
     events_received: int
     receiver_state: str
     consumed_queues: frozenset[str]
+    enqueued: dict[str, int] = field(default_factory=dict)
+    """Tasks sent to each queue so far (from task-sent events), cumulative."""
+    dequeued: dict[str, int] = field(default_factory=dict)
+    """Tasks workers took from each queue so far (from task-received events), cumulative."""

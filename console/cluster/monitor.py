@@ -14,6 +14,18 @@ from console.cluster.receiver import EventReceiverThread, describe
 from console.cluster.state import ClusterState
 
 
+def task_router(app: Celery) -> Callable[[str], str | None]:
+    """Map a task name to the queue ``app`` routes it to, as its producers would."""
+    router = app.amqp.router
+
+    def route(name: str) -> str | None:
+        queue = router.route({}, name).get("queue")
+        found = getattr(queue, "name", queue)
+        return found if isinstance(found, str) and found else None
+
+    return route
+
+
 class ClusterMonitor:
     """Watches any Celery app's cluster off the caller's thread; ``snapshot()`` is cheap."""
 
@@ -42,6 +54,7 @@ class ClusterMonitor:
             offline_after=offline_after,
             drop_offline_after=drop_offline_after,
             clock=clock,
+            router=task_router(app),
         )
         self.control = RemoteControl(app, timeout=inspect_timeout)
         self.receiver = EventReceiverThread(app, self.state, on_connect=self.control.enable_events)
@@ -50,6 +63,7 @@ class ClusterMonitor:
         self._fallback = False
         self._known_workers: set[str] = set()
         self._stop = threading.Event()
+        self._nudge = threading.Event()
         self._poller: threading.Thread | None = None
 
     def start(self) -> None:
@@ -64,9 +78,15 @@ class ClusterMonitor:
         """Stop both threads, waiting at most about ``timeout`` seconds in all."""
         deadline = time.monotonic() + timeout
         self._stop.set()
+        self._nudge.set()
         self.receiver.stop(timeout)
         if self._poller is not None:
             self._poller.join(max(0.0, deadline - time.monotonic()))
+
+    def broker_back(self) -> None:
+        """The broker answers again: reconnect and poll now instead of after the backoff."""
+        self.receiver.wake()
+        self._nudge.set()
 
     @property
     def receiver_state(self) -> str:
@@ -89,7 +109,9 @@ class ClusterMonitor:
             began = time.monotonic()
             self.poll_once()
             elapsed = time.monotonic() - began
-            if self._stop.wait(max(0.05, self.poll_interval - elapsed)):
+            self._nudge.wait(max(0.05, self.poll_interval - elapsed))
+            self._nudge.clear()
+            if self._stop.is_set():
                 break
 
     def poll_once(self) -> None:

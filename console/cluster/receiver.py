@@ -45,6 +45,7 @@ class EventReceiverThread:
         self.status = "connecting"
         self.reconnects = 0
         self._stop = threading.Event()
+        self._nudge = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -57,8 +58,13 @@ class EventReceiverThread:
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the thread to stop and wait at most ``timeout`` seconds for it."""
         self._stop.set()
+        self._nudge.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """Cut a reconnect backoff short (the broker is known to be back)."""
+        self._nudge.set()
 
     @property
     def alive(self) -> bool:
@@ -82,7 +88,9 @@ class EventReceiverThread:
             if listened:
                 delay = 1.0
             self.reconnects += 1
-            if self._stop.wait(delay):
+            self._nudge.wait(delay)
+            self._nudge.clear()
+            if self._stop.is_set():
                 break
             delay = min(delay * 2, self.max_backoff)
         self.status = "down: stopped"

@@ -9,6 +9,7 @@ large chunks, splits RESP frames by offsets and decodes the JSON envelope and bo
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +30,12 @@ def supports(conn: Connection) -> bool:
     return conn.transport.driver_type == "redis" and conn.transport_cls in ("redis", "rediss")
 
 
-def parse_frames(buf: bytes | bytearray, pos: int, out: list[list[Any]]) -> int:
-    """Append every complete RESP array in ``buf`` from ``pos`` to ``out``; return the new pos."""
+def parse_frames(
+    buf: bytes | bytearray, pos: int, out: list[list[Any]], limit: int | None = None
+) -> int:
+    """Append complete RESP arrays in ``buf`` from ``pos`` to ``out`` (at most ``limit``)."""
     end = len(buf)
-    while pos < end:
+    while pos < end and (limit is None or len(out) < limit):
         if buf[pos] not in b"*>":
             raise ProtocolError(f"unexpected RESP type byte {buf[pos : pos + 1]!r}")
         eol = buf.find(b"\r\n", pos)
@@ -66,7 +69,11 @@ def parse_frames(buf: bytes | bytearray, pos: int, out: list[list[Any]]) -> int:
 
 
 class RedisEventStream:
-    """Follows the Celery event exchange over Redis pub/sub, calling ``handler`` per body."""
+    """Follows the Celery event exchange over Redis pub/sub, calling ``handler`` per batch.
+
+    Each ``read`` hands every event that arrived in one socket read to ``handler`` as one list,
+    so the state takes its lock once per read rather than once per event.
+    """
 
     def __init__(self, conn: Connection, exchange: str, handler: MessageHandler) -> None:
         channel: Any = conn.default_channel  # kombu.transport.redis.Channel
@@ -76,7 +83,8 @@ class RedisEventStream:
         self._handler = handler
         self._redis = channel.client.connection_pool.make_connection()
         self._buf = bytearray()
-        self._frames: list[list[Any]] = []
+        self._datas: list[bytes] = []
+        self._head = pmessage_head(self.pattern.encode())
 
     def open(self, timeout: float) -> None:
         """Connect and subscribe; raise on failure."""
@@ -101,39 +109,127 @@ class RedisEventStream:
             raise ConnectionError("Redis closed the connection")
         buf = self._buf
         buf += chunk
-        frames = self._frames
-        pos = parse_frames(buf, 0, frames)
+        datas = self._datas
+        pos = parse_messages(buf, 0, datas, self._head)
         del buf[:pos]
-        handled = 0
-        for frame in frames:
+        if not datas:
+            return 0
+        handled = len(datas)
+        events = decode_batch(datas)
+        datas.clear()
+        if events:
+            self._handler(events)
+        return handled
+
+
+def pmessage_head(pattern: bytes) -> bytes:
+    """The bytes every ``pmessage`` push for ``pattern`` starts with."""
+    return b"*4\r\n$8\r\npmessage\r\n$%d\r\n%s\r\n" % (len(pattern), pattern)
+
+
+def parse_messages(buf: bytearray, pos: int, out: list[bytes], head: bytes) -> int:
+    """Append the payload of each complete (p)message frame in ``buf`` to ``out``; return pos.
+
+    Frames that start with ``head`` (our own pattern's pmessages, nearly all of them) are cut
+    by offsets; anything else goes through :func:`parse_frames`.
+    """
+    end = len(buf)
+    skip = len(head)
+    find = buf.find
+    other: list[list[Any]] = []
+    while pos < end:
+        if buf.startswith(head, pos):
+            cur = pos + skip  # at the channel's "$<len>\r\n"
+            eol = find(b"\r\n", cur)
+            if eol < 0:
+                return pos
+            cur = eol + 2 + int(buf[cur + 1 : eol]) + 2  # past the channel
+            eol = find(b"\r\n", cur)
+            if eol < 0 or cur >= end:
+                return pos
+            start = eol + 2
+            stop = start + int(buf[cur + 1 : eol])
+            if stop + 2 > end:
+                return pos
+            out.append(bytes(buf[start:stop]))
+            pos = stop + 2
+            continue
+        after = parse_frames(buf, pos, other, limit=1)
+        if after == pos:
+            return pos
+        pos = after
+        for frame in other:
             kind = frame[0]
             if kind == b"pmessage" and len(frame) == 4:
-                data = frame[3]
+                out.append(frame[3])
             elif kind == b"message" and len(frame) == 3:
-                data = frame[2]
-            else:
-                continue
-            body = decode(data)
-            if body is not None:
-                self._handler(body)
-                handled += 1
-        frames.clear()
-        return handled
+                out.append(frame[2])
+        other.clear()
+    return pos
 
 
 _FAST_HEAD = b'{"body": "'
 _FAST_MARKS = (b'"content-type": "application/json"', b'"body_encoding": "base64"')
 
 
+def decode_batch(datas: list[bytes]) -> list[Any]:
+    """Decode many kombu Redis envelopes to one flat list of event dicts, in order.
+
+    kombu's usual envelope (base64 JSON body first) is cut open by offsets and the bodies are
+    parsed together in one ``json.loads``; anything else goes through :func:`decode`.
+    """
+    events: list[Any] = []
+    pending: list[bytes] = []
+    b64 = binascii.a2b_base64
+    head_len = len(_FAST_HEAD)
+    mark_type, mark_b64 = _FAST_MARKS
+    for data in datas:
+        if data.startswith(_FAST_HEAD):
+            end = data.find(b'"', head_len)
+            if end > 0 and data.find(mark_type, end) > 0 and data.find(mark_b64, end) > 0:
+                try:
+                    pending.append(b64(data[head_len:end]))
+                    continue
+                except binascii.Error:
+                    pass
+        if pending:
+            _flush(pending, events)
+        _add(decode(data), events)
+    if pending:
+        _flush(pending, events)
+    return events
+
+
+def _add(body: Any, events: list[Any]) -> None:
+    if isinstance(body, dict):
+        events.append(body)
+    elif isinstance(body, list):  # workers send buffered task events as one list
+        events.extend(body)
+
+
+def _flush(bodies: list[bytes], events: list[Any]) -> None:
+    """Parse JSON bodies as one array; on a bad one, parse them one by one and skip it."""
+    try:
+        parsed = json.loads(b"[" + b",".join(bodies) + b"]")
+    except ValueError:
+        parsed = []
+        for body in bodies:
+            try:
+                parsed.append(json.loads(body))
+            except ValueError:
+                continue
+    append = events.append
+    for body in parsed:
+        if type(body) is dict:
+            append(body)
+        else:
+            _add(body, events)
+    bodies.clear()
+
+
 def decode(data: bytes) -> Any:
     """Decode one kombu Redis envelope to its body (a dict or a list of event dicts)."""
     try:
-        if data.startswith(_FAST_HEAD):
-            # kombu writes the base64 body first; skip parsing the envelope around it
-            end = data.find(b'"', 10)
-            tail = data[end:]
-            if end > 0 and _FAST_MARKS[0] in tail and _FAST_MARKS[1] in tail:
-                return json.loads(base64.b64decode(data[10:end]))
         envelope = json.loads(data)
         body = envelope["body"]
         properties = envelope.get("properties") or {}

@@ -32,6 +32,7 @@ class _Task:
         "finished",
         "kwargs",
         "name",
+        "queue",
         "received",
         "result",
         "retries",
@@ -47,6 +48,7 @@ class _Task:
     def __init__(self, uuid: str) -> None:
         self.uuid = uuid
         self.name: str | None = None
+        self.queue: str | None = None
         self.state = "PENDING"
         self.worker: str | None = None
         self.args = ""
@@ -84,6 +86,8 @@ class ClusterState:
         offline_after: float = 10.0,
         drop_offline_after: float = 300.0,
         clock: Callable[[], float] = time.time,
+        router: Callable[[str], str | None] | None = None,
+        max_queues: int = 10_000,
     ) -> None:
         if max_tasks < 1 or max_workers < 1:
             raise ValueError("max_tasks and max_workers must be at least 1")
@@ -97,6 +101,11 @@ class ClusterState:
         self.workers = WorkerTable(max_workers, offline_after, drop_offline_after)
         self.events_received = 0
         self.last_task_event: float | None = None
+        self._router = router
+        self._routes: dict[str, str | None] = {}
+        self.max_queues = max_queues
+        self.enqueued: dict[str, int] = {}  # task-sent per queue, cumulative
+        self.dequeued: dict[str, int] = {}  # task-received per queue, cumulative
         self._task_handlers: dict[str, Callable[[_Task, Event, float], None]] = {
             "task-sent": self._on_sent,
             "task-received": self._on_received,
@@ -112,45 +121,55 @@ class ClusterState:
 
     def apply(self, event: Event) -> None:
         """Record one Celery event dict."""
-        with self._lock:
-            self._apply(event, self._clock())
+        self.apply_many((event,))
 
     def apply_many(self, events: Iterable[Event]) -> None:
-        """Record a batch of Celery event dicts under one lock acquisition."""
+        """Record a batch of Celery event dicts under one lock acquisition (the hot path)."""
         with self._lock:
             now = self._clock()
-            apply = self._apply
-            for event in events:
-                apply(event, now)
-
-    def _apply(self, event: Event, now: float) -> None:
-        self.events_received += 1
-        kind = event.get("type")
-        if not isinstance(kind, str):
-            return
-        handler = self._task_handlers.get(kind)
-        if handler is not None:
-            uuid = event.get("uuid")
-            if not isinstance(uuid, str):
-                return
             tasks = self._tasks
-            task = tasks.get(uuid)
-            if task is None:
-                task = tasks[uuid] = _Task(uuid)
-                if len(tasks) > self.max_tasks:
-                    self._evict()
-            else:
-                tasks.move_to_end(uuid)
-                task.view = None
-            handler(task, event, now)
-            self.last_task_event = now
-            hostname = event.get("hostname")
-            if hostname and kind != "task-sent":
-                self.workers.seen(hostname, now)
-        elif kind.startswith("worker-"):
-            hostname = event.get("hostname")
-            if isinstance(hostname, str):
-                self.workers.on_event(kind, hostname, event, now)
+            handlers = self._task_handlers
+            workers = self.workers
+            seen: dict[str, None] = {}  # hosts heard from, noted once per batch
+            count = 0
+            task_events = False
+            for event in events:
+                count += 1
+                if not isinstance(event, dict):
+                    continue
+                kind = event.get("type")
+                handler = handlers.get(kind)  # type: ignore[arg-type]
+                if handler is not None:
+                    uuid = event.get("uuid")
+                    if not isinstance(uuid, str):
+                        continue
+                    task = tasks.get(uuid)
+                    if task is None:
+                        task = tasks[uuid] = _Task(uuid)
+                        if len(tasks) > self.max_tasks:
+                            self._evict()
+                    else:
+                        tasks.move_to_end(uuid)
+                        task.view = None
+                    handler(task, event, now)
+                    task_events = True
+                    hostname = event.get("hostname")
+                    if hostname and kind != "task-sent":
+                        seen[hostname] = None
+                elif isinstance(kind, str) and kind.startswith("worker-"):
+                    hostname = event.get("hostname")
+                    if isinstance(hostname, str):
+                        self._note_seen(seen, now)  # keep the order against worker-offline
+                        workers.on_event(kind, hostname, event, now)
+            self._note_seen(seen, now)
+            self.events_received += count
+            if task_events:
+                self.last_task_event = now
+
+    def _note_seen(self, seen: dict[str, None], now: float) -> None:
+        for hostname in seen:
+            self.workers.seen(hostname, now)
+        seen.clear()
 
     def _evict(self) -> None:
         tasks = self._tasks
@@ -181,14 +200,42 @@ class ClusterState:
             if worker and state in ("SUCCESS", "FAILURE"):
                 self.workers.count_finished(worker, state == "FAILURE")
 
+    def _count(self, counters: dict[str, int], queue: str) -> None:
+        if queue in counters:
+            counters[queue] += 1
+        elif len(counters) < self.max_queues:
+            counters[queue] = 1
+
+    def _route(self, name: str | None) -> str | None:
+        """The queue the app routes task ``name`` to (cached; None when unknown)."""
+        if name is None or self._router is None:
+            return None
+        routes = self._routes
+        if name not in routes:
+            if len(routes) >= self.max_queues:
+                routes.clear()
+            try:
+                routes[name] = self._router(name)
+            except Exception:  # a custom router that fails tells us nothing
+                routes[name] = None
+        return routes[name]
+
     def _on_sent(self, task: _Task, event: Event, now: float) -> None:
         if task.name is None:
             task.name = event.get("name")
             task.args = clip(event.get("args", ""), ARG_LIMIT)
             task.kwargs = clip(event.get("kwargs", ""), ARG_LIMIT)
+        queue = event.get("queue") or self._route(task.name)
+        if isinstance(queue, str) and queue:
+            task.queue = queue
+            self._count(self.enqueued, queue)
 
     def _on_received(self, task: _Task, event: Event, now: float) -> None:
         task.name = event.get("name") or task.name
+        queue = task.queue or self._route(task.name)
+        if queue is not None:
+            task.queue = queue
+            self._count(self.dequeued, queue)
         task.args = clip(event.get("args", ""), ARG_LIMIT)
         task.kwargs = clip(event.get("kwargs", ""), ARG_LIMIT)
         task.retries = event.get("retries") or 0
@@ -297,8 +344,11 @@ class ClusterState:
                     break
                 recent_tasks.append(self._tasks[uuid].freeze())
             events = self.events_received
+            enqueued, dequeued = dict(self.enqueued), dict(self.dequeued)
         active.sort(key=lambda info: info.started or info.received or 0.0)
-        return ClusterSnapshot(workers, active, recent_tasks, events, receiver_state, consumed)
+        return ClusterSnapshot(
+            workers, active, recent_tasks, events, receiver_state, consumed, enqueued, dequeued
+        )
 
     def online_workers(self) -> list[str]:
         """Hostnames of the workers currently considered online."""

@@ -13,18 +13,30 @@ from typing import Protocol
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.app import App
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Log, Static
 from textual.worker import Worker, WorkerState
 
+from console.cluster import TaskInfo
 from console.runtime import DashboardData
 from console.settings import Settings
-from console.ui.tables import ProcessTable, QueueTable, TaskTable, WorkerTable, broker_line
+from console.ui.commands import ConsoleCommands, PaletteCommand
+from console.ui.dashboard import LOG_TAIL, DashboardScreen, binding_sections, palette_commands
+from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
+from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
+from console.ui.statusbar import StatusBar
+from console.ui.tables import ProcessTable, QueueTable, TaskTable, WorkerTable
 
-LOG_TAIL = 500
+__all__ = ["LOG_TAIL", "ConsoleApp", "ConsoleSource", "DashboardUpdated"]
+
+
+def terminal_has_few_colours() -> bool:
+    """True on a terminal with 16 colours or fewer, where the ANSI palette reads best."""
+    from rich.console import Console
+
+    return Console().color_system in ("standard", "windows")
 
 
 class ConsoleSource(Protocol):
@@ -39,7 +51,12 @@ class ConsoleSource(Protocol):
     def toggle_cron(self) -> str: ...
     def scale(self, delta: int, group_name: str | None = None) -> str: ...
     def rolling_restart(self, group_name: str | None = None) -> str: ...
+    def task(self, uuid: str) -> TaskInfo | None: ...
+    def revoke(self, uuid: str, terminate: bool = False) -> str: ...
+    def purge(self, queue: str) -> str: ...
+    def pool(self, hostname: str, delta: int) -> str: ...
     def shutdown(self) -> None: ...
+    def shutdown_now(self) -> None: ...
 
 
 @dataclass
@@ -57,56 +74,43 @@ class ConsoleApp(App[None]):
     CSS_PATH = Path(__file__).with_name("console.tcss")
     TITLE = "sentry-console"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS = [
-        Binding("r", "restart", "Restart", id="restart", tooltip="Restart the selected process"),
-        Binding("R", "rolling_restart", "Rolling", id="rolling", tooltip="Rolling restart"),
-        Binding("plus,+", "scale(1)", "+Worker", id="scale_up", key_display="+"),
-        Binding("minus,-", "scale(-1)", "-Worker", id="scale_down", key_display="-"),
-        Binding(
-            "s", "toggle_selected", "Stop/Start", id="toggle", tooltip="Stop or start the selected"
-        ),
-        Binding("c", "toggle_cron", "Cron", id="cron", tooltip="Cron on / off"),
-        Binding("q", "quit_console", "Quit", id="quit", tooltip="Stop every process and quit"),
-    ]
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
-    def __init__(self, source: ConsoleSource, *, live: bool = True) -> None:
-        super().__init__()
+    def __init__(self, source: ConsoleSource, *, live: bool = True, ansi: bool = False) -> None:
+        super().__init__(ansi_color=ansi or None)
+        if ansi:
+            self.theme = "ansi-dark"
         self.source = source
         self.live = live
         self._selected: str | None = None
         self._stop = threading.Event()
-        self._log_key: tuple[str | None, int, str] = (None, 0, "")
+        self._log_lines: list[str] = []
+        self._log_name: str | None = None
         self.last_data: DashboardData | None = None
 
-    def compose(self) -> ComposeResult:
-        """Status bar, four tables, the log pane and the footer."""
-        yield Static(Text("starting…"), id="status")
-        with Horizontal(id="top"):
-            yield ProcessTable(id="processes")
-            yield QueueTable(id="queues")
-        with Horizontal(id="middle"):
-            yield TaskTable(id="tasks")
-            yield WorkerTable(id="workers")
-        with Vertical(id="logbox"):
-            yield Static("output", id="logtitle")
-            yield Log(id="log", max_lines=LOG_TAIL, auto_scroll=True)
-        yield Footer()
-
     def on_mount(self) -> None:
-        """Set titles, trap termination signals and start polling."""
-        for widget_id, title in (
-            ("processes", "processes"),
-            ("queues", "queues"),
-            ("tasks", "active tasks"),
-            ("workers", "workers"),
-        ):
-            self.query_one(f"#{widget_id}").border_title = title
-        self.query_one("#processes").focus()
+        """Trap termination signals and start polling."""
         if self.live:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, self.action_quit_console)
+                loop.add_signal_handler(sig, self.stop_everything)
         self.poll_loop()
+
+    def get_default_screen(self) -> DashboardScreen:
+        """The main screen."""
+        return DashboardScreen()
+
+    @property
+    def dashboard(self) -> DashboardScreen:
+        """The main screen, whatever screen is on top of it."""
+        screen = self.screen_stack[0]
+        assert isinstance(screen, DashboardScreen)
+        return screen
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        """Every main-screen action as a command palette entry."""
+        return palette_commands()
 
     # polling -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
@@ -130,37 +134,32 @@ class ConsoleApp(App[None]):
         """Put a poll result on the screen."""
         data = message.data
         self.last_data = data
-        self.query_one(ProcessTable).show(data.processes)
-        self.query_one(QueueTable).show(data.queues)
-        self.query_one(TaskTable).show(data.active_tasks, data.taken_at)
-        self.query_one(WorkerTable).show(data.workers, data.remote_workers)
-        self.query_one("#status", Static).update(self._status_text(data))
+        self.dashboard.query_one(ProcessTable).show(data.processes)
+        self.dashboard.query_one(QueueTable).show(data.queues)
+        self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
+        self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
+        if not self._stop.is_set():
+            self.dashboard.query_one(StatusBar).show(data, self.source.settings.broker_source)
         self._show_log(message.log_name, message.log_lines)
 
-    def _status_text(self, data: DashboardData) -> Text:
-        text = broker_line(data.broker_url, data.broker)
-        online = sum(1 for w in data.workers if w.online)
-        queued = sum(q.ready or 0 for q in data.queues)
-        text.append(f"  workers {online}/{len(data.workers)}", "bold")
-        text.append(f"  active {len(data.active_tasks)}", "bold")
-        text.append(f"  queued {queued}", "bold")
-        return text
-
     def _show_log(self, name: str | None, lines: list[str]) -> None:
-        key = (name, len(lines), lines[-1] if lines else "")
-        if key == self._log_key:
-            return
-        self._log_key = key
-        self.query_one("#logtitle", Static).update(f"output of {name or '-'}")
-        log = self.query_one(Log)
-        log.clear()
-        log.write_lines(lines)
+        log = self.dashboard.query_one("#log", Log)
+        more = appended(self._log_lines, lines) if name == self._log_name else None
+        if name != self._log_name:
+            title = f"output of {name or '-'} (l: full screen)"
+            self.dashboard.query_one("#logtitle", Static).update(title)
+        self._log_name, self._log_lines = name, lines
+        if more is None:
+            log.clear()
+            log.write_lines(lines)
+        elif more:
+            log.write_lines(more)
 
     @on(DataTable.RowHighlighted, "#processes")
     def select_process(self, event: DataTable.RowHighlighted) -> None:
         """The log pane follows the highlighted process."""
         self._selected = None if event.row_key.value is None else str(event.row_key.value)
-        if self._selected and self._selected != self._log_key[0]:
+        if self._selected and self._selected != self._log_name:
             self._show_log(self._selected, self.source.output(self._selected, LOG_TAIL))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -173,12 +172,15 @@ class ConsoleApp(App[None]):
 
     # actions -----------------------------------------------------------------------------
     def _selected_process(self) -> str | None:
-        return self.query_one(ProcessTable).selected_key()
+        return self.dashboard.query_one(ProcessTable).selected_key()
 
     @work(thread=True, group="action", exit_on_error=False)
     def _run_action(self, action: Callable[[], str]) -> None:
         message = action()
-        self.call_from_thread(self.notify, message, timeout=3)
+        refused = message.startswith(("refused", "unknown")) or "limit is" in message
+        refused = refused or "already at" in message
+        severity = "warning" if refused else "information"
+        self.call_from_thread(self.notify, message, severity=severity, timeout=4)
 
     def action_restart(self) -> None:
         """Restart the selected process."""
@@ -197,7 +199,18 @@ class ConsoleApp(App[None]):
         self._run_action(self.source.toggle_cron)
 
     def action_scale(self, delta: int) -> None:
-        """Add or remove a worker process."""
+        """Add or remove a worker process (refused with a message outside 0..limit)."""
+        settings = self.source.settings
+        group = settings.worker_groups[0].name
+        if self.last_data is not None:
+            count = sum(1 for p in self.last_data.processes if p.group == group)
+            if count + delta < 0:
+                self.notify(f"{group}: already at 0 processes", severity="warning")
+                return
+            if count + delta > settings.max_processes:
+                limit = settings.max_processes
+                self.notify(f"{group}: limit is {limit} processes", severity="warning")
+                return
         self._run_action(lambda: self.source.scale(delta))
 
     def action_rolling_restart(self) -> None:
@@ -205,18 +218,130 @@ class ConsoleApp(App[None]):
         self.notify("rolling restart started", timeout=3)
         self._run_action(self.source.rolling_restart)
 
+    def action_logs(self) -> None:
+        """Show the selected process's whole output on its own screen."""
+        name = self._selected_process() or self._log_name
+        if not name:
+            self.notify("no process selected", severity="warning")
+            return
+        lines = self.source.settings.log_lines
+        screen = LogScreen(
+            name,
+            lambda: self.source.output(name, lines),
+            self.source.settings.refresh_interval,
+            live=self.live,
+        )
+        self.push_screen(screen)
+
+    def action_help(self) -> None:
+        """List every key."""
+        self.push_screen(HelpScreen(binding_sections()))
+
+    @on(DataTable.RowSelected, "#tasks")
+    def task_selected(self) -> None:
+        """Enter on a task opens its detail."""
+        self.action_task_detail()
+
+    def action_task_detail(self) -> None:
+        """Show the selected task's arguments, timestamps and result or traceback."""
+        uuid = self.dashboard.query_one(TaskTable).selected_key()
+        if not uuid:
+            self.notify("no task selected", severity="warning")
+            return
+        task = self.source.task(uuid)
+        if task is None and self.last_data is not None:
+            task = next((t for t in self.last_data.active_tasks if t.uuid == uuid), None)
+        if task is None:
+            self.notify(f"task {uuid[:8]} is no longer known", severity="warning")
+            return
+        now = self.last_data.taken_at if self.last_data else None
+        self.push_screen(TaskDetailScreen(task, self.confirm_revoke, now))
+
+    def confirm_revoke(self, uuid: str, terminate: bool) -> None:
+        """Ask, then revoke a task (``terminate`` also kills it where it runs)."""
+        verb = "Terminate (revoke and kill)" if terminate else "Revoke"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_action(lambda: self.source.revoke(uuid, terminate))
+
+        question = f"{verb} task {uuid}?"
+        self.push_screen(ConfirmScreen(question, verb.split()[0]), answered)
+
+    def _selected_task(self) -> str | None:
+        uuid = self.dashboard.query_one(TaskTable).selected_key()
+        if not uuid:
+            self.notify("no task selected", severity="warning")
+        return uuid
+
+    def action_revoke(self) -> None:
+        """Revoke the selected task, after a confirmation."""
+        uuid = self._selected_task()
+        if uuid:
+            self.confirm_revoke(uuid, False)
+
+    def action_terminate(self) -> None:
+        """Revoke and kill the selected task, after a confirmation."""
+        uuid = self._selected_task()
+        if uuid:
+            self.confirm_revoke(uuid, True)
+
+    def action_purge(self) -> None:
+        """Empty the selected queue, confirmed by typing its name."""
+        queue = self.dashboard.query_one(QueueTable).selected_key()
+        if not queue:
+            self.notify("no queue selected", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_action(lambda: self.source.purge(queue))
+
+        question = f"Purge every message waiting in {queue}?"
+        self.push_screen(TypeNameScreen(question, queue), answered)
+
+    def action_pool(self, delta: int) -> None:
+        """Grow or shrink the pool of the selected worker (local or remote)."""
+        hostname = self.dashboard.query_one(WorkerTable).selected_key()
+        if not hostname:
+            self.notify("no worker selected", severity="warning")
+            return
+        self._run_action(lambda: self.source.pool(hostname, delta))
+
     def action_quit_console(self) -> None:
-        """Stop every child gracefully, then leave."""
+        """Stop every child gracefully, then leave (asking first when tasks are running)."""
+        if self._stop.is_set():
+            return
+        running = len(self.last_data.active_tasks) if self.last_data else 0
+        if not running:
+            self.stop_everything()
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice is not None:
+                self.stop_everything(wait=choice == "wait")
+
+        self.push_screen(QuitScreen(running), answered)
+
+    def stop_everything(self, wait: bool = True) -> None:
+        """Stop polling, stop every child (warm when ``wait``), then exit."""
         if self._stop.is_set():
             return
         self._stop.set()
-        for status in self.query("#status").results(Static):
-            status.update(Text("stopping every process…", "bold yellow"))
-        self._shutdown_then_exit()
+        message = "stopping every process, tasks finishing…" if wait else "stopping now…"
+        self.dashboard.query_one(StatusBar).say(Text(message, "bold yellow"))
+        self._shutdown_then_exit(wait)
 
     @work(thread=True, group="shutdown", exit_on_error=False)
-    def _shutdown_then_exit(self) -> None:
+    def _shutdown_then_exit(self, wait: bool) -> None:
         try:
-            self.source.shutdown()
+            if wait:
+                self.source.shutdown()
+            else:
+                self.source.shutdown_now()
         finally:
             self.call_from_thread(self.exit)
+
+    def screen_names(self) -> list[str]:
+        """Class names of the screens on the stack (for tests)."""
+        return [type(s).__name__ for s in self.screen_stack if isinstance(s, Screen)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from console.broker.health import BrokerHealth
@@ -69,8 +70,16 @@ def _worker(host: str, active: int, processed: int, failed: int, online: bool = 
     )
 
 
-def _task(uuid: str, name: str, worker: str, runtime: float, args: str) -> TaskInfo:
-    return TaskInfo(
+DEMO_TRACEBACK = """Traceback (most recent call last):
+  File "/srv/app/workers/tasks.py", line 88, in process_event
+    store.save(event)
+  File "/srv/app/workers/store.py", line 41, in save
+    raise StoreBusy("event store locked, retrying")
+workers.store.StoreBusy: event store locked, retrying"""
+
+
+def _task(uuid: str, name: str, worker: str, runtime: float, args: str, **kw: object) -> TaskInfo:
+    info = TaskInfo(
         uuid=uuid,
         name=name,
         state="STARTED",
@@ -86,6 +95,7 @@ def _task(uuid: str, name: str, worker: str, runtime: float, args: str) -> TaskI
         traceback=None,
         retries=0,
     )
+    return replace(info, **kw)  # type: ignore[arg-type]
 
 
 def demo_data(scenario: str = "main") -> DashboardData:
@@ -146,6 +156,10 @@ def demo_data(scenario: str = "main") -> DashboardData:
             "worker-2@ops-1",
             1.2,
             "({'event_id': '77fa…'},)",
+            kwargs="{'project_id': 42, 'cache_key': 'e:77fa…'}",
+            retries=1,
+            exception="StoreBusy('event store locked, retrying')",
+            traceback=DEMO_TRACEBACK,
         ),
         _task("e01b5a3c9f8d4c27", "workers.cleanup_events", "batch@ops-2", 14.0, "()"),
     ]
@@ -184,10 +198,12 @@ def demo_data(scenario: str = "main") -> DashboardData:
 
 
 DEMO_LOG = [
-    "[2026-11-27 03:12:44,101: WARNING/MainProcess] consumer: Connection to broker lost. Trying to re-establish the connection...",
+    "[2026-11-27 03:12:44,101: WARNING/MainProcess] consumer: Connection to broker lost. "
+    "Trying to re-establish the connection...",
     "[2026-11-27 03:12:46,377: INFO/MainProcess] Connected to redis://:**@10.0.4.12:6379/0",
     "[2026-11-27 03:12:46,402: INFO/MainProcess] worker-1@ops-1 ready.",
-    "[2026-11-27 03:13:02,950: WARNING/ForkPoolWorker-2] dropping malformed event: missing event_id",
+    "[2026-11-27 03:13:02,950: WARNING/ForkPoolWorker-2] dropping malformed event: "
+    "missing event_id",
 ]
 
 
@@ -236,6 +252,26 @@ class DemoSource:
         """Record a rolling restart."""
         return self._act("rolling restart")
 
+    def task(self, uuid: str) -> TaskInfo | None:
+        """One of the frozen tasks."""
+        return next((t for t in demo_data(self.scenario).active_tasks if t.uuid == uuid), None)
+
+    def revoke(self, uuid: str, terminate: bool = False) -> str:
+        """Record a revoke."""
+        return self._act(f"{'terminating' if terminate else 'revoking'} {uuid}")
+
+    def purge(self, queue: str) -> str:
+        """Record a purge."""
+        return self._act(f"purged {queue}")
+
+    def pool(self, hostname: str, delta: int) -> str:
+        """Record a pool change."""
+        return self._act(f"pool {delta:+d} {hostname}")
+
     def shutdown(self) -> None:
         """Nothing to stop."""
         self.actions.append("shutdown")
+
+    def shutdown_now(self) -> None:
+        """Nothing to stop."""
+        self.actions.append("shutdown now")

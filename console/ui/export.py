@@ -13,20 +13,32 @@ from console.ui.demo import DemoSource
 
 SHOTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "main": ("main", ()),
-    "fatal": ("fatal", ("end",)),
+    "help": ("main", ("question_mark",)),
+    "task-detail": ("main", ("tab", "tab", "down", "down", "enter")),
+    "logs": ("main", ("l",)),
+    "fatal": ("fatal", ("down", "down", "down")),
     "broker-down": ("broker-down", ()),
 }
+"""Screenshot name -> (demo scenario, keys pressed before the shot)."""
+
+
+async def settle(pilot: Pilot[Any], keys: tuple[str, ...] = ()) -> None:
+    """Let the first poll land, press ``keys``, and wait until the screen is still."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    if keys:
+        await pilot.press(*keys)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
 
 
 def _shooter(
     keys: tuple[str, ...], target: Path
 ) -> Callable[[Pilot[object]], Coroutine[Any, Any, None]]:
     async def shoot(pilot: Pilot[object]) -> None:
-        await pilot.pause()
-        await pilot.wait_for_scheduled_animations()
-        if keys:
-            await pilot.press(*keys)
-        await pilot.pause()
+        await settle(pilot, keys)
         pilot.app.save_screenshot(filename=target.name, path=str(target.parent))
         pilot.app.exit()
 
@@ -40,7 +52,6 @@ def export_screenshots(out_dir: Path, size: tuple[int, int] = (100, 30)) -> list
     for filename, (scenario, keys) in SHOTS.items():
         app = ConsoleApp(DemoSource(scenario), live=False)
         target = out_dir / f"{filename}.svg"
-
         app.run(headless=True, size=size, auto_pilot=_shooter(keys, target))
         written.append(target)
     return written

@@ -29,7 +29,7 @@ def start_own_broker(settings: Settings, wait: float = 15.0) -> EmbeddedBroker:
 
 def run_console(settings: Settings) -> None:
     """Run the TUI until the operator quits; children and the embedded broker stop after it."""
-    from console.ui.app import ConsoleApp
+    from console.ui.app import ConsoleApp, terminal_has_few_colours
 
     settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = ConsoleLock(settings.state_dir)
@@ -44,7 +44,7 @@ def run_console(settings: Settings) -> None:
         app = load_app(settings.app, settings.broker.raw)
         runtime = ConsoleRuntime(settings, app)
         runtime.start()
-        ConsoleApp(runtime).run()
+        ConsoleApp(runtime, ansi=terminal_has_few_colours()).run()
     finally:
         if runtime is not None:
             runtime.shutdown()

@@ -85,6 +85,36 @@ def test_redis_depth_counts_every_priority(
         raw.close()
 
 
+@pytest.fixture(params=["redis_url", "rabbitmq_url"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The same test on Redis and on RabbitMQ."""
+    return str(request.getfixturevalue(request.param))
+
+
+def test_same_exact_figures_on_both_brokers(broker_url: str, unique: str) -> None:
+    queue = f"both-{unique}"
+    amqp_broker = broker_url.startswith("amqp")
+    seed(broker_url, queue, {"confirm_publish": True} if amqp_broker else {}, 10)
+    probe = make_depth_probe(parse_broker_url(broker_url), timeout=3.0)
+    try:
+        assert probe.poll([queue])[queue].ready == SEED_TOTAL
+        declared = Queue(
+            queue,
+            Exchange(queue, type="direct"),
+            routing_key=queue,
+            queue_arguments={"x-max-priority": 10} if amqp_broker else None,
+        )
+        with Connection(broker_url) as conn:
+            message = declared(conn.default_channel).get(no_ack=True)  # basic.get, no prefetch
+            assert message is not None and message.payload["p"] in SEED
+        assert probe.poll([queue])[queue].ready == SEED_TOTAL - 1
+    finally:
+        probe.close()
+        if amqp_broker:
+            with Connection(broker_url) as conn:
+                conn.default_channel.queue_delete(queue)
+
+
 def test_redis_prefix_matters(redis_url: str, unique: str) -> None:
     queue = f"events-{unique}"
     seed(redis_url, queue, {"global_keyprefix": "sentry:"}, None)

@@ -140,6 +140,10 @@ def test_monitor_sees_workers_tasks_and_controls_them(
             return got if got == (9, 3) else None
 
         wait_for("processed 9, failed 3", counted, 30)
+        # per-queue counts for the rates: 13 sent from here (task-sent), 13 taken by workers
+        queue = f"cluster-test-{unique}"
+        wait_for("13 sent, 13 taken", lambda: monitor.snapshot().enqueued.get(queue) == 13)
+        assert monitor.snapshot().dequeued.get(queue, 0) >= 13
         assert all((monitor.task(r.id) or _none).result == str(2 * i) for i, r in enumerate(adds))
         failed = monitor.task(fails[0].id)
         assert failed is not None and failed.state == "FAILURE"

@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from console.cluster import ClusterMonitor
@@ -31,8 +32,11 @@ def wait_until(probe: Callable[[], object], timeout: float) -> bool:
     return False
 
 
-def test_unreachable_broker_is_down_with_a_reason_and_stop_is_bounded(unique: str) -> None:
-    app = make_app(f"redis://127.0.0.1:{free_port()}/0", unique)
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_unreachable_broker_is_down_with_a_reason_and_stop_is_bounded(
+    scheme: str, unique: str
+) -> None:
+    app = make_app(f"{scheme}://127.0.0.1:{free_port()}/0", unique)
     monitor = ClusterMonitor(app, poll_interval=0.5, inspect_timeout=0.2)
     monitor.start()
     try:
@@ -88,3 +92,17 @@ def test_kombu_consumer_path_also_works(redis_url: str, unique: str) -> None:
         assert wait_until(lambda: state.counts() == (1, 1, 0), 5)
     finally:
         receiver.stop()
+
+
+def test_wake_cuts_the_reconnect_backoff_short(unique: str) -> None:
+    app = make_app(f"redis://127.0.0.1:{free_port()}/0", unique)
+    receiver = EventReceiverThread(app, ClusterState(), max_backoff=60.0)
+    receiver.start()
+    try:
+        assert wait_until(lambda: receiver.reconnects >= 3, 15)  # backoff now 8 s and growing
+        before = receiver.reconnects
+        receiver.wake()
+        assert wait_until(lambda: receiver.reconnects > before, 2.0)
+    finally:
+        receiver.stop(timeout=5)
+    assert not receiver.alive

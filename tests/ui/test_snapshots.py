@@ -1,4 +1,4 @@
-"""SVG snapshots of the console's screens, fed the frozen demo data."""
+"""SVG snapshots of every screen the screenshots command exports, fed the frozen demo data."""
 
 from __future__ import annotations
 
@@ -6,14 +6,23 @@ import pytest
 
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
+from console.ui.export import SHOTS, settle
 
 
-@pytest.mark.parametrize("scenario", ["main", "broker-down"])
-def test_main_screen_100x30(snap_compare, scenario: str) -> None:
+@pytest.mark.parametrize("shot", sorted(SHOTS))
+def test_screen_100x30(snap_compare, shot: str) -> None:
+    scenario, keys = SHOTS[shot]
+
+    async def run_before(pilot) -> None:
+        await settle(pilot, keys)
+
     app = ConsoleApp(DemoSource(scenario), live=False)
-    assert snap_compare(app, terminal_size=(100, 30))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
 
 
-def test_fatal_program_selected(snap_compare) -> None:
-    app = ConsoleApp(DemoSource("fatal"), live=False)
-    assert snap_compare(app, terminal_size=(100, 30), press=["end"])
+def test_main_screen_80x24(snap_compare) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+
+    app = ConsoleApp(DemoSource("main"), live=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

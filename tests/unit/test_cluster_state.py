@@ -215,3 +215,31 @@ def test_cluster_imports_neither_textual_nor_workers(module: str) -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_per_queue_counts_from_sent_and_received_events() -> None:
+    routes = {"t.add": "math", "t.log": "logs"}
+    calls: list[str] = []
+
+    def router(name: str) -> str | None:
+        calls.append(name)
+        return routes.get(name)
+
+    state = ClusterState(router=router)
+    state.apply(ev("task-sent", "a", name="t.add", queue="math-high"))  # explicit queue wins
+    state.apply(ev("task-received", "a", name="t.add"))
+    state.apply(ev("task-received", "b", name="t.log"))  # no sent event: routed by name
+    state.apply(ev("task-received", "c", name="t.log"))
+    state.apply(ev("task-received", "d", name="t.unknown"))  # unroutable: not counted
+    state.apply(ev("task-sent", "e", name="t.add"))
+    snap = state.snapshot("x")
+    assert snap.enqueued == {"math-high": 1, "math": 1}
+    assert snap.dequeued == {"math-high": 1, "logs": 2}
+    assert calls.count("t.log") == 1  # routes are cached
+
+
+def test_queue_counters_are_bounded() -> None:
+    state = ClusterState(router=lambda name: name, max_queues=3)
+    for n in range(10):
+        state.apply(ev("task-received", f"u{n}", name=f"q{n}"))
+    assert len(state.snapshot("x").dequeued) == 3

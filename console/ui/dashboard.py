@@ -1,0 +1,187 @@
+"""The main screen: status bar, the four tables, the log pane, the filter box; and its keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Log, Static
+
+from console.ui.commands import PaletteCommand
+from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
+from console.ui.screens import LogScreen, TaskDetailScreen
+from console.ui.statusbar import StatusBar
+from console.ui.tables import ProcessTable, QueueTable, SyncTable, TaskTable, WorkerTable
+
+LOG_TAIL = 500
+SCALE = Binding.Group("scale")
+
+
+class FilterInput(Input):
+    """The ``/`` filter box of the focused table; escape clears it."""
+
+    BINDINGS: ClassVar = [
+        Binding("escape", "screen.close_filter(True)", "clear", id="filter_clear", tooltip="Clear"),
+    ]
+
+
+class DashboardScreen(Screen[None]):
+    """Processes, queues, active tasks, workers and the selected process's output at a glance."""
+
+    BINDINGS: ClassVar = [
+        Binding("R", "app.rolling_restart", "rolling", id="rolling", tooltip="Rolling restart"),
+        Binding(
+            "plus,+",
+            "app.scale(1)",
+            "add",
+            group=SCALE,
+            id="scale_up",
+            key_display="+",
+            tooltip="Add a worker process",
+        ),
+        Binding(
+            "minus,-",
+            "app.scale(-1)",
+            "remove",
+            group=SCALE,
+            id="scale_down",
+            key_display="-",
+            tooltip="Remove a worker process",
+        ),
+        Binding("c", "app.toggle_cron", "cron", id="cron", tooltip="Cron on / off", show=False),
+        Binding("l", "app.logs", "logs", id="logs", tooltip="Full-screen output of the process"),
+        Binding("slash", "filter", "filter", id="filter", key_display="/", tooltip="Filter rows"),
+        Binding("o", "sort", "sort", id="sort", tooltip="Sort by the next column", show=False),
+        Binding("O", "sort_reverse", "reverse", id="sort_reverse", tooltip="Reverse", show=False),
+        Binding(
+            "question_mark", "app.help", "help", id="help", key_display="?", tooltip="Every key"
+        ),
+        Binding("q", "app.quit_console", "quit", id="quit", tooltip="Stop every process, quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._filter_target: SyncTable | None = None
+
+    def compose(self) -> ComposeResult:
+        """Status bar, four tables, the log pane, the filter box and the footer."""
+        yield StatusBar(id="status")
+        with Horizontal(id="top"):
+            yield ProcessTable(id="processes")
+            yield QueueTable(id="queues")
+        with Horizontal(id="middle"):
+            yield TaskTable(id="tasks")
+            yield WorkerTable(id="workers")
+        with Vertical(id="logbox"):
+            yield Static("output", id="logtitle")
+            yield Log(id="log", max_lines=LOG_TAIL, auto_scroll=True)
+        yield FilterInput(placeholder="filter: enter keeps, escape clears", id="filter")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        """Title the tables and focus the processes."""
+        for table, title in (
+            (ProcessTable, "processes"),
+            (QueueTable, "queues"),
+            (TaskTable, "active tasks"),
+            (WorkerTable, "workers"),
+        ):
+            self.query_one(table).border_title = title
+        self.query_one(ProcessTable).focus()
+
+    def focused_table(self) -> SyncTable:
+        """The table with focus (or the last filtered one, or the processes)."""
+        if isinstance(self.focused, SyncTable):
+            return self.focused
+        return self._filter_target or self.query_one(ProcessTable)
+
+    def action_filter(self) -> None:
+        """Open the filter box for the focused table."""
+        table = self.focused_table()
+        self._filter_target = table
+        box = self.query_one(FilterInput)
+        box.value = table.filter_text
+        box.border_title = f"filter {table.border_title}"
+        box.add_class("open")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        """Filter as the operator types."""
+        if self._filter_target is not None:
+            self._filter_target.set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def filter_submitted(self) -> None:
+        """Keep the filter and go back to the table."""
+        self.action_close_filter(False)
+
+    def action_close_filter(self, clear: bool) -> None:
+        """Close the filter box; with ``clear`` also drop the filter."""
+        box = self.query_one(FilterInput)
+        target = self._filter_target or self.query_one(ProcessTable)
+        if clear:
+            box.value = ""
+            target.set_filter("")
+        box.remove_class("open")
+        target.focus()
+
+    def action_sort(self) -> None:
+        """Sort the focused table by its next column."""
+        self.notify(self.focused_table().cycle_sort(), timeout=2)
+
+    def action_sort_reverse(self) -> None:
+        """Reverse the focused table's sort."""
+        self.notify(self.focused_table().reverse_sort(), timeout=2)
+
+
+def _own(bindings: Sequence[object]) -> list[Binding]:
+    return [b for b in bindings if isinstance(b, Binding)]
+
+
+def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
+    """Every binding, grouped by where it applies (the help screen lists these)."""
+    anywhere = [
+        *_own(DashboardScreen.BINDINGS),
+        Binding("tab", "", "next pane", tooltip="Move focus to the next pane"),
+        Binding("shift+tab", "", "previous pane", tooltip="Move focus back"),
+        Binding("ctrl+p", "", "palette", tooltip="Command palette: every action by name"),
+    ]
+    cursor = [b for b in _own(DataTable.BINDINGS) if b.action.startswith("cursor")]
+    return [
+        ("main screen", anywhere),
+        ("processes", _own(ProcessTable.BINDINGS)),
+        ("active tasks", _own(TaskTable.BINDINGS)),
+        ("queues", _own(QueueTable.BINDINGS)),
+        ("workers", _own(WorkerTable.BINDINGS)),
+        ("any table", cursor),
+        ("filter box", _own(FilterInput.BINDINGS)),
+        ("task detail", _own(TaskDetailScreen.BINDINGS)),
+        ("logs", _own(LogScreen.BINDINGS)),
+        ("quit dialog", _own(QuitScreen.BINDINGS)),
+        ("confirm dialog", _own(ConfirmScreen.BINDINGS)),
+        ("purge dialog", _own(TypeNameScreen.BINDINGS)),
+    ]
+
+
+def palette_commands() -> list[PaletteCommand]:
+    """Every main-screen action as a command palette entry."""
+    commands = []
+    for where, bindings in binding_sections()[:5]:
+        for b in bindings:
+            if not b.action:
+                continue
+            action = b.action if "." in b.action.split("(")[0] else f"screen.{b.action}"
+            if b.action == "select_cursor":
+                action = "app.task_detail"
+            title = b.tooltip or b.description
+            if where != "main screen":
+                title = f"{title} ({where})"
+            keys = b.key_display or b.key.split(",")[0]
+            commands.append(PaletteCommand(title, f"key {keys}", action))
+    return commands

@@ -1,0 +1,124 @@
+"""Confirmation dialogs: yes / no, type a name to confirm, and how to quit with tasks running."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask a yes / no question; ``y`` confirms, ``n`` or ``escape`` cancels."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "yes", id="confirm_yes", tooltip="Confirm"),
+        Binding("n,escape", "answer(False)", "no", id="confirm_no", tooltip="Cancel"),
+    ]
+
+    def __init__(self, question: str, yes: str = "Yes") -> None:
+        super().__init__()
+        self.question = question
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        """The question and two buttons."""
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="question")
+            with Horizontal(classes="buttons"):
+                yield Button(f"{self.yes} (y)", id="yes", variant="error")
+                yield Button("Cancel (n)", id="no")
+
+    def on_mount(self) -> None:
+        """Focus the safe choice."""
+        self.query_one("#no").focus()
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        """A button answers the question."""
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        """Close with ``answer``."""
+        self.dismiss(answer)
+
+
+class TypeNameScreen(ModalScreen[bool]):
+    """Confirm a destructive action by typing the exact name of its target."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="type_cancel", tooltip="Cancel")]
+
+    def __init__(self, question: str, name: str) -> None:
+        super().__init__()
+        self.question = question
+        self.target = name
+
+    def compose(self) -> ComposeResult:
+        """The question, an input and a hint."""
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="question")
+            yield Label(f"Type {self.target} and press enter (escape cancels).", classes="hint")
+            yield Input(placeholder=self.target, id="typed")
+
+    def on_mount(self) -> None:
+        """Focus the input."""
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        """Confirm only when the typed text is the name."""
+        if event.value.strip() == self.target:
+            self.dismiss(True)
+        else:
+            self.query_one(".hint", Label).update(
+                f"That is not {self.target!r}. Type it exactly, or press escape."
+            )
+            event.input.value = ""
+
+    def action_cancel(self) -> None:
+        """Close without confirming."""
+        self.dismiss(False)
+
+
+class QuitScreen(ModalScreen[str | None]):
+    """Tasks are running: wait for them, stop now, or stay."""
+
+    BINDINGS = [
+        Binding("w,q", "choose('wait')", "wait", id="quit_wait", tooltip="Let tasks finish"),
+        Binding("n", "choose('now')", "now", id="quit_now", tooltip="Stop workers at once"),
+        Binding("escape", "choose(None)", "stay", id="quit_stay", tooltip="Keep the console"),
+    ]
+
+    def __init__(self, running: int) -> None:
+        super().__init__()
+        self.running = running
+
+    def compose(self) -> ComposeResult:
+        """The question and three buttons."""
+        noun = "task is" if self.running == 1 else "tasks are"
+        with Vertical(classes="dialog"):
+            yield Label(f"{self.running} {noun} running. Quit how?", classes="question")
+            yield Label(
+                "wait: warm shutdown, running tasks finish (up to the stop timeout).\n"
+                "now: workers stop at once; unfinished tasks go back to their queue.",
+                classes="hint",
+            )
+            with Horizontal(classes="buttons"):
+                yield Button("Wait (w)", id="wait", variant="primary")
+                yield Button("Now (n)", id="now", variant="error")
+                yield Button("Stay (esc)", id="stay")
+
+    def on_mount(self) -> None:
+        """Focus the safe choice."""
+        self.query_one("#wait").focus()
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        """A button chooses."""
+        self.dismiss({"wait": "wait", "now": "now"}.get(event.button.id or ""))
+
+    def action_choose(self, choice: str | None) -> None:
+        """Close with ``choice``."""
+        self.dismiss(choice)

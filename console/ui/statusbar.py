@@ -1,0 +1,104 @@
+"""The one-line status bar: broker health and cluster totals, fitted to the terminal's width."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from console.runtime import DashboardData
+from console.supervision import ProcessState
+
+_USERINFO = re.compile(r"^(?P<scheme>[a-z+]+)://[^/@]*@")
+
+
+def short_url(url: str, source: str) -> str:
+    """The broker URL without user and password (already redacted), compact for the status bar."""
+    if source == "embedded" or url == "embedded":
+        return "embedded redis"
+    return _USERINFO.sub(r"\g<scheme>://", url)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of the status bar; lower ``rank`` pieces are dropped first when space runs out."""
+
+    text: Text
+    rank: int
+
+
+def status_parts(data: DashboardData, source: str) -> list[Part]:
+    """Every piece the status bar could show, in display order."""
+    health = data.broker
+    style = {"connected": "bold green", "connecting": "bold yellow"}.get(health.state, "bold red")
+    parts = [
+        Part(Text.assemble(("● ", style), (health.state, style)), 9),
+        Part(Text(short_url(data.broker_url, source), "bold"), 8),
+    ]
+    if health.state == "connected" and health.rtt_ms is not None:
+        parts.append(Part(Text(f"{health.rtt_ms:.1f}ms", "dim"), 2))
+    if health.reason and health.state != "connected":
+        parts.append(Part(Text(f"({health.reason})", "red"), 7))
+    if health.server_version:
+        parts.append(Part(Text(f"v{health.server_version}", "dim"), 1))
+    if health.reconnects:
+        parts.append(Part(Text(f"reconnects {health.reconnects}", "dim"), 1))
+    running = sum(1 for p in data.processes if p.state == ProcessState.RUNNING)
+    failed = sum(1 for p in data.processes if p.state == ProcessState.FATAL)
+    parts.append(Part(Text.assemble(("│ procs ", "dim"), f"{running}/{len(data.processes)}"), 6))
+    if failed:
+        parts.append(Part(Text(f"{failed} FATAL", "bold red reverse"), 9))
+    online = sum(1 for w in data.workers if w.online)
+    parts.append(Part(Text.assemble(("workers ", "dim"), f"{online}/{len(data.workers)}"), 5))
+    parts.append(Part(Text.assemble(("tasks ", "dim"), str(len(data.active_tasks))), 4))
+    queued = sum(q.ready or 0 for q in data.queues)
+    parts.append(Part(Text.assemble(("queued ", "dim"), str(queued)), 5))
+    parts.append(Part(Text.assemble(("events ", "dim"), str(data.events_received)), 0))
+    return parts
+
+
+def fit_status(parts: list[Part], width: int) -> Text:
+    """Join the parts with two spaces, dropping the lowest ranked until they fit ``width``."""
+    kept = list(parts)
+    while kept:
+        line = Text("  ").join(p.text for p in kept)
+        if line.cell_len <= width or len(kept) == 1:
+            line.truncate(width, overflow="ellipsis")
+            return line
+        kept.remove(min(kept, key=lambda p: p.rank))
+    return Text()
+
+
+class StatusBar(Static):
+    """Broker state and cluster totals on one line; re-fitted whenever the width changes."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(Text("starting…"), id=id)
+        self._parts: list[Part] | None = None
+        self._message: Text | None = None
+        self._last: Text | None = None
+
+    def show(self, data: DashboardData, source: str) -> None:
+        """Show a fresh poll result."""
+        self._parts = status_parts(data, source)
+        self._refit()
+
+    def say(self, message: Text) -> None:
+        """Replace the bar with a message (e.g. while quitting)."""
+        self._message = message
+        self.update(message)
+
+    def on_resize(self) -> None:
+        """Fit the bar again to its new width."""
+        self._refit()
+
+    def _refit(self) -> None:
+        if self._message is not None or self._parts is None:
+            return
+        width = max(self.content_region.width, 20)
+        line = fit_status(self._parts, width)
+        if line != self._last:
+            self._last = line
+            self.update(line)
