@@ -192,7 +192,7 @@ class ProcessTable(SyncTable):
     COLUMNS = (
         Column("program", "program"),
         Column("state", "state"),
-        Column("pid", "pid", narrow=False),
+        Column("pid", "pid"),
         Column("uptime", "uptime"),
         Column("restarts", "rst"),
         Column("cpu", "cpu", narrow=False),
@@ -203,6 +203,7 @@ class ProcessTable(SyncTable):
         Binding("r", "app.restart", "restart", id="restart", tooltip="Restart the process"),
         Binding("s", "app.toggle_selected", "stop/start", id="toggle", tooltip="Stop or start it"),
     ]
+    WIDE_WIDTH = 50
 
     def show(self, processes: Sequence[ProcessSnapshot]) -> None:
         """Render process snapshots."""
