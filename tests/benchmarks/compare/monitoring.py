@@ -1,0 +1,214 @@
+"""Scenarios 1-3: idle cost, cost under event replays, start-up; against Flower, celery events."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from tests.benchmarks.bench_event_ingest import publish
+from tests.benchmarks.compare.procs import ClaimedDb, Launcher, cpu_seconds, rss_mb, wait_until
+from tests.benchmarks.compare.report import Stat
+from tests.benchmarks.compare.tools import CeleryEvents, ConsoleUnderTest, Flower, start_workers
+
+
+@dataclass
+class Plan:
+    """Durations and repetitions (``--quick`` shrinks them)."""
+
+    idle_seconds: float = 60.0
+    idle_runs: int = 3
+    replay_seconds: float = 30.0
+    replay_runs: int = 3
+    rates: tuple[int, ...] = (1_000, 2_500, 5_000)
+    soak_tasks: int = 1_000_000
+    startup_runs: int = 3
+    restart_runs: int = 3
+    overhead_runs: int = 3
+    overhead_tasks: int = 6_000
+
+
+@dataclass
+class Results:
+    """Every measured figure, by name."""
+
+    stats: dict[str, Stat] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, name: str, value: float) -> None:
+        """Record one measurement of figure ``name``."""
+        self.stats.setdefault(name, Stat()).add(value)
+
+    def get(self, name: str) -> Stat:
+        """The measurements of ``name`` (empty when none)."""
+        return self.stats.get(name, Stat())
+
+
+def say(text: str) -> None:
+    """Progress on stderr-like stdout, flushed."""
+    print(f"  {time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+def pin(pid: int, cpu: int | None) -> None:
+    """Keep a process's threads on one core (None: every core), when there is more than one."""
+    cores = set(range(os.cpu_count() or 1))
+    if len(cores) > 1:
+        with contextlib.suppress(psutil.Error, OSError):
+            for thread in psutil.Process(pid).threads():
+                os.sched_setaffinity(thread.id, cores if cpu is None else {cpu})
+
+
+def idle(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results) -> None:
+    """Console supervising 4 workers on 20 queues, celery events and Flower on the same cluster."""
+    say(f"idle: console with 4 workers, then celery events and Flower ({plan.idle_runs} runs)")
+    console = ConsoleUnderTest(launcher, db.url, tmp / "idle", workers=4, expect=4, refresh=1.0)
+    wait_until(lambda: console.first_frame() > 0, 90, "the console's 4 workers")
+    names = [f"cw-{n}@{os.uname().nodename}" for n in range(1, 5)]
+    events = CeleryEvents(launcher, db.url)
+    flower = Flower(launcher, db.url, tmp)
+    wait_until(lambda: flower.lists_workers(names), 60, "Flower listing the workers", step=0.5)
+    time.sleep(5)  # let every tool finish starting up
+    tools = {"console": console.pid, "celery events": events.pid, "flower": flower.pid}
+    for run in range(plan.idle_runs):
+        before = {name: cpu_seconds(pid) for name, pid in tools.items()}
+        began = time.monotonic()
+        time.sleep(plan.idle_seconds)
+        took = time.monotonic() - began
+        for name, pid in tools.items():
+            out.add(f"idle cpu {name}", 100 * (cpu_seconds(pid) - before[name]) / took)
+            out.add(f"idle rss {name}", rss_mb(pid))
+        say(f"idle run {run + 1}: " + ", ".join(
+            f"{n} {out.get(f'idle cpu {n}').values[-1]:.2f}%" for n in tools))  # fmt: skip
+    for tool in (flower, events, console):
+        tool.stop()
+
+
+def _catch_up(count: Callable[[], int], target: int, ended: float, stall: float) -> float:
+    """Seconds after ``ended`` until ``count()`` reaches ``target``; NaN if it stalls short."""
+    last, changed = -1, time.monotonic()
+    while True:
+        try:
+            seen = count()
+        except OSError:
+            seen = last
+        now = time.monotonic()
+        if seen >= target:
+            return now - ended
+        if seen != last:
+            last, changed = seen, now
+        elif now - changed > stall:
+            return float("nan")
+        time.sleep(0.02)
+
+
+def _replay(consumer: ConsoleUnderTest | Flower, db: ClaimedDb, rate: int, seconds: float) -> dict:
+    """Publish one replay to ``consumer`` and measure it."""
+    events = int(rate * seconds) * 3
+    before = consumer.events()
+    cpu0 = cpu_seconds(consumer.pid)
+    began = time.monotonic()
+    publish(db.client, db.db, events, rate)
+    ended = time.monotonic()
+    lag = _catch_up(lambda: consumer.events() - before, events, ended, stall=3.0)
+    settled = time.monotonic()
+    seen = consumer.events() - before
+    cpu = cpu_seconds(consumer.pid) - cpu0
+    return {
+        "sent": events,
+        "seen": seen,
+        "lag": lag,
+        "cpu": 100 * cpu / (settled - began),
+        "rss": rss_mb(consumer.pid),
+        "rate": events / 3 / (ended - began),
+    }
+
+
+def load(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results) -> None:
+    """Replays at each rate to the console, then the same replays to Flower."""
+    tasks_total = 0
+    for kind in ("console", "flower"):
+        db.clear()
+        say(f"load: {kind}, {plan.replay_runs} x {plan.rates} tasks/s for {plan.replay_seconds}s")
+        consumer: ConsoleUnderTest | Flower
+        if kind == "console":
+            consumer = ConsoleUnderTest(launcher, db.url, tmp / "load", count_events=True)
+            wait_until(lambda c=consumer: _subscribed(c, db), 60, "the console subscribed")
+        else:
+            consumer = Flower(launcher, db.url, tmp)
+            wait_until(lambda f=consumer: _answers(f) and _subscribed(f, db), 60, "Flower up")
+        pin(consumer.pid, 1)
+        pin(os.getpid(), 0)
+        time.sleep(2)
+        for run in range(plan.replay_runs):
+            for rate in plan.rates:
+                got = _replay(consumer, db, rate, plan.replay_seconds)
+                tasks_total += got["sent"] // 3 if kind == "console" else 0
+                for key in ("lag", "cpu", "rss"):
+                    out.add(f"load {key} {rate} {kind}", got[key])
+                out.add(f"load seen {rate} {kind}", got["seen"] / got["sent"])
+                out.add(f"load sent rate {rate}", got["rate"])
+                say(f"{kind} run {run + 1} {rate}/s: seen {got['seen']}/{got['sent']} "
+                    f"lag {got['lag']:.2f}s cpu {got['cpu']:.1f}% rss {got['rss']:.0f}MB "
+                    f"(published {got['rate']:.0f} tasks/s)")  # fmt: skip
+        if kind == "console":
+            remaining = plan.soak_tasks - tasks_total
+            if remaining > 0:
+                say(f"load: {remaining:,} more tasks to the console at 5,000/s")
+                _replay(consumer, db, 5_000, remaining / 5_000)
+                tasks_total += remaining
+            out.add("load soak tasks", tasks_total)
+            out.add("load soak rss console", rss_mb(consumer.pid))
+        pin(os.getpid(), None)
+        consumer.stop()
+
+
+def _subscribed(consumer: ConsoleUnderTest | Flower, db: ClaimedDb) -> bool:
+    """Publish one probe task; True once the consumer counted its events."""
+    try:
+        before = consumer.events()
+    except OSError:
+        return False
+    publish(db.client, db.db, 3, 100)
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if consumer.events() > before:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def _answers(flower: Flower) -> bool:
+    try:
+        flower.get("/healthcheck", timeout=1)
+    except OSError:
+        return False
+    return True
+
+
+def startup(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results) -> None:
+    """Launch to the first view listing 4 running workers: console frame vs Flower page."""
+    db.clear()
+    say(f"start-up: 4 workers by hand, then {plan.startup_runs} launches of each tool")
+    procs, names = start_workers(launcher, db.url, tmp, 4, prefix="sw")
+    from tests.benchmarks.compare.processes import ping
+
+    wait_until(lambda: all(ping(db.url, n) for n in names), 90, "4 workers answering")
+    for run in range(plan.startup_runs):
+        console = ConsoleUnderTest(launcher, db.url, tmp / f"start{run}", expect=4)
+        wait_until(lambda c=console: c.first_frame() > 0, 60, "the console's first frame")
+        out.add("startup console", console.first_frame() - console.started)
+        console.stop()
+        flower = Flower(launcher, db.url, tmp)
+        wait_until(lambda f=flower: f.lists_workers(names), 60, "Flower's workers", step=0.05)
+        out.add("startup flower", time.time() - flower.started)
+        flower.stop()
+        say(f"start-up run {run + 1}: console {out.get('startup console').values[-1]:.2f}s, "
+            f"Flower {out.get('startup flower').values[-1]:.2f}s")  # fmt: skip
+    for proc in procs:
+        launcher.stop(proc, grace=10)
