@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProgramConfig
 
 CRON = "cron"
+#: How long a fresh worker or cron must stay up to count as started. Python, Celery and the app
+#: take one to three seconds to import on a busy host, so a broken app fails well inside this
+#: window and ends FATAL after ``startretries`` instead of restarting forever.
+CELERY_STARTSECS = 5.0
+#: Seconds a finished pool child waits for its worker to read its result before exiting.
+POOL_RESULT_WAIT = 5.0
 
 
 def console_command() -> list[str]:
@@ -50,6 +57,12 @@ def worker_program(settings: Settings, group: WorkerGroup, n: int) -> ProgramCon
         command=command,
         group=group.name,
         env=child_env(settings),
+        startsecs=CELERY_STARTSECS,
+        # The stop signal goes to the main process alone: its warm shutdown lets the pool finish
+        # the tasks in flight, whereas a pool child that got SIGTERM itself would die at once.
+        # A stop that times out still SIGKILLs the whole group.
+        stopasgroup=False,
+        killasgroup=True,
         log_lines=settings.log_lines,
     )
 
@@ -62,5 +75,34 @@ def cron_program(settings: Settings) -> ProgramConfig:
         command=command,
         group=CRON,
         env=child_env(settings),
+        startsecs=CELERY_STARTSECS,
         log_lines=settings.log_lines,
     )
+
+
+def warm_shutdown_on_hangup() -> None:
+    """Make the worker this process runs next shut down warm, quickly, on SIGTERM and SIGHUP.
+
+    Celery re-executes a worker whose output is not a terminal on SIGHUP. Under the console, or
+    when the SSH session of a foreground worker drops, the operator means "stop": the worker
+    should finish its tasks in flight and exit, as on SIGTERM.
+
+    A pool child that finishes a task while its parent is already joining the pool waits for the
+    parent to read the result, which it never does then: billiard gives up only after 30 s, the
+    console's whole stop timeout. Five seconds is plenty for a parent that still reads; a result
+    left unread only means its message is not acked and runs again (tasks are acked late).
+    Call this before ``worker_main``.
+    """
+    import billiard.pool
+    from celery import signals
+    from celery.apps.worker import install_worker_term_handler
+
+    limit = int(POOL_RESULT_WAIT / billiard.pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_INTERVAL)
+    billiard.pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT = limit
+
+    def on_ready(sender: object, **kwargs: object) -> None:
+        worker = getattr(sender, "controller", None)
+        if worker is not None and threading.current_thread() is threading.main_thread():
+            install_worker_term_handler(worker, sig="SIGHUP")
+
+    signals.worker_ready.connect(on_ready, weak=False)

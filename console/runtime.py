@@ -28,6 +28,8 @@ from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
 
 STATUS_FILE = "console-status.json"
+STATUS_EVERY = 5.0
+"""Seconds between rewrites of the status file while nothing in the process table changes."""
 #: Bounds of one poll's broker calls: a dead or silent broker costs at most their sum (~2.2 s).
 HEALTH_TIMEOUT = 1.0
 DEPTH_TIMEOUT = 1.2
@@ -92,7 +94,7 @@ class ConsoleRuntime:
         assert settings.broker is not None, "resolve the broker (embedded or configured) first"
         self.settings = settings
         self.app = app
-        self.supervisor = supervisor or Supervisor()
+        self.supervisor = supervisor or Supervisor(sample_interval=5.0)
         self.monitor = ClusterMonitor(app, drop_offline_after=settings.offline_drop_after)
         self.control = RemoteControl(app)
         self.health = BrokerHealthProbe(settings.broker, timeout=HEALTH_TIMEOUT)
@@ -101,6 +103,8 @@ class ConsoleRuntime:
         self._counts = {g.name: g.processes for g in settings.worker_groups}
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
+        self._status_key: tuple[object, ...] = ()
+        self._status_at = 0.0
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -173,6 +177,10 @@ class ConsoleRuntime:
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
         path = self.settings.state_dir / STATUS_FILE
+        key = tuple((p.name, p.state, p.pid, p.restarts) for p in data.processes)
+        if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
+            return
+        self._status_key, self._status_at = key, data.taken_at
         processes = [process_json(p) for p in data.processes]
         payload = {"pid": os.getpid(), "taken_at": data.taken_at, "processes": processes}
         tmp = path.with_suffix(".tmp")
@@ -238,9 +246,14 @@ class ConsoleRuntime:
         host = socket.gethostname()
 
         def ready(snap: ProcessSnapshot) -> bool:
+            from console.cluster import RemoteControlError
+
             n = int(snap.name.rsplit("-", 1)[1])
             node = group.node_name(n).replace("%h", host)
-            return self.control.ping([node]).get(node, False)
+            try:
+                return self.control.ping([node]).get(node, False)
+            except RemoteControlError:  # a broker hiccup: ask again at the next poll
+                return False
 
         self.supervisor.rolling_restart(group.name, ready)
         return f"{group.name}: rolling restart done"

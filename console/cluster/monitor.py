@@ -41,9 +41,11 @@ class ClusterMonitor:
         poll_interval: float = 5.0,
         fallback_after: float = 10.0,
         recent_limit: int = 500,
+        detail_every: int = 6,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
+        self.detail_every = detail_every
         self.poll_interval = poll_interval
         self.fallback_after = fallback_after
         self.recent_limit = recent_limit
@@ -118,22 +120,32 @@ class ClusterMonitor:
         """One round of ping, active_queues, stats and, when events are silent, inspect active."""
         control = self.control
         try:
-            pinged = control.ping()
+            # A full discovery ping waits out the whole timeout; in between, ask only the
+            # workers already known (events announce new ones), so the replies end the wait.
+            discover = self.polls % self.detail_every == 0 or not self._known_workers
+            pinged = control.ping(None if discover else sorted(self._known_workers))
             self.state.note_ping(pinged)
             new = set(pinged) - self._known_workers
-            self._known_workers = set(pinged)
+            known = set(self.state.online_workers())
+            self._known_workers = set(pinged) | known if discover else known | set(pinged)
             if new and self.receiver.status == "listening":
                 control.enable_events()  # workers that joined after we connected
             if self._stop.is_set():
                 return
-            self.state.note_queues(control.inspect("active_queues"))
-            self.state.note_stats(control.inspect("stats"))
+            # Queues and pool sizes rarely change: ask every few rounds, or when someone new
+            # answers; address the known workers so the replies end the wait early.
+            online = sorted(h for h, ok in pinged.items() if ok)
+            detail = bool(new) or self.polls % self.detail_every == 0
+            if online and detail:
+                self.state.note_queues(control.inspect("active_queues", online))
+                self.state.note_stats(control.inspect("stats", online))
             last = self.state.last_task_event
             quiet = last is None or self._clock() - last > self.fallback_after
-            if quiet and not self._stop.is_set() and self.state.online_workers():
-                missing = self.state.note_inspect_active(control.inspect("active"))
-                self._fallback = missing > 0 or self.receiver.status != "listening"
-            else:
+            listening = self.receiver.status == "listening"
+            if quiet and online and (detail or self._fallback or not listening):
+                missing = self.state.note_inspect_active(control.inspect("active", online))
+                self._fallback = missing > 0 or not listening
+            elif not quiet:
                 self.state.note_inspect_active(None)
                 self._fallback = False
             self.poll_error = None

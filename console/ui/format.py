@@ -6,14 +6,18 @@ SPARK = " ▁▂▃▄▅▆▇█"
 
 
 def duration(seconds: float | None) -> str:
-    """Compact duration: 42s, 3m05s, 2h07m, 3d04h."""
+    """Compact duration, as precise as it is useful: 42s, 17m, 2h07m, 3d04h.
+
+    Seconds show only in the first minute (a fresh restart), so a quiet screen stops
+    changing every second and costs nothing to redraw.
+    """
     if seconds is None:
         return "-"
     s = int(max(seconds, 0))
     if s < 60:
         return f"{s}s"
     if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
+        return f"{s // 60}m"
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
@@ -32,12 +36,21 @@ def size(n: int | None) -> str:
 
 
 def rate(per_second: float | None) -> str:
-    """Messages per second, short."""
+    """Messages per second, short; a trickle below one a second reads "<1" so it doesn't flicker."""
     if per_second is None:
         return "-"
     if per_second >= 1000:
         return f"{per_second / 1000:.1f}k"
-    return f"{per_second:.0f}" if per_second >= 10 else f"{per_second:.1f}"
+    if per_second >= 10:
+        return f"{per_second:.0f}"
+    if per_second >= 1:
+        return f"{per_second:.1f}"
+    return "<1" if per_second > 0.05 else "0"
+
+
+def millis(value: float) -> str:
+    """A round trip in milliseconds: "<1ms" below one, whole milliseconds above."""
+    return "<1ms" if value < 1 else f"{value:.0f}ms"
 
 
 def sparkline(values: tuple[int, ...] | list[int], width: int = 12) -> str:

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from console.runtime import DashboardData
 from console.supervision import ProcessState
+from console.ui import format as fmt
 
 _USERINFO = re.compile(r"^(?P<scheme>[a-z+]+)://[^/@]*@")
 
@@ -38,7 +39,7 @@ def status_parts(data: DashboardData, source: str) -> list[Part]:
         Part(Text(short_url(data.broker_url, source), "bold"), 8),
     ]
     if health.state == "connected" and health.rtt_ms is not None:
-        parts.append(Part(Text(f"{health.rtt_ms:.1f}ms", "dim"), 2))
+        parts.append(Part(Text(fmt.millis(health.rtt_ms), "dim"), 2))
     if health.reason and health.state != "connected":
         parts.append(Part(Text(f"({health.reason})", "red"), 7))
     if health.server_version:

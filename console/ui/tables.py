@@ -210,7 +210,8 @@ class ProcessTable(SyncTable):
         rows = []
         for p in processes:
             state = Text(str(p.state), style=STATE_STYLE.get(p.state, ""))
-            info = p.description
+            # A running program's description only repeats pid and uptime, ticking every second.
+            info = "" if p.state == ProcessState.RUNNING else p.description
             if p.state == ProcessState.BACKOFF and p.backoff_remaining is not None:
                 info = f"retry in {p.backoff_remaining:.0f}s"
             cells = (

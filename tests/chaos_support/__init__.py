@@ -1,0 +1,1 @@
+"""Helpers for the chaos tests: a headless console driver and polling helpers."""

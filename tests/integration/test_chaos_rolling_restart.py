@@ -1,0 +1,109 @@
+"""A rolling restart of two Celery workers under load: no event lost, no queue left unconsumed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.appref import app_queue_names
+from console.eventgen import send_events
+from console.runtime import ConsoleRuntime
+from console.settings import Settings, WorkerGroup
+from console.supervision import ProcessState, Supervisor
+from tests.chaos_support.helpers import kill_groups, store_count, wait_until
+from workers.app import make_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+EVENTS = 1500
+#: How long one sample may wait for the workers' replies on a busy two-core machine.
+REPLY_TIMEOUT = 2.0
+
+
+@pytest.fixture
+def runtime(
+    redis_url: str, state_dir: Path, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ConsoleRuntime]:
+    """A console runtime with two Celery workers on the test's Redis db, no cron."""
+    monkeypatch.setenv("SENTRY_QUEUE_SUFFIX", f"-{unique}")
+    monkeypatch.setenv("SENTRY_EVENT_STORE", str(state_dir / "events.sqlite3"))
+    monkeypatch.setenv("SENTRY_VISIBILITY_TIMEOUT", "10")
+    monkeypatch.setenv("SENTRY_BROKER_URL", redis_url)
+    group = WorkerGroup(processes=2, concurrency=1, hostname=f"r{unique}-{{n}}@%h")
+    settings = Settings(
+        broker=None, broker_source="test", state_dir=state_dir, worker_groups=(group,), cron=False
+    ).with_broker(redis_url, "test")
+    app = make_app(os.environ)  # a fresh app: the module-level one may carry another suffix
+    rt = ConsoleRuntime(settings, app, Supervisor(tick_interval=0.05))
+    rt.start()
+    try:
+        yield rt
+    finally:
+        groups = [s.pgid for s in rt.supervisor.snapshot() if s.pgid]
+        rt.shutdown()
+        kill_groups(groups)
+
+
+def consumed_queues(rt: ConsoleRuntime, nodes: list[str]) -> dict[str, set[str]]:
+    """Which queues each answering worker consumes right now."""
+    inspect = rt.app.control.inspect(destination=nodes, timeout=REPLY_TIMEOUT, limit=len(nodes))
+    replies = inspect.active_queues() or {}
+    return {node: {q["name"] for q in queues} for node, queues in replies.items()}
+
+
+def test_rolling_restart_under_load_keeps_a_consumer_on_every_queue(
+    runtime: ConsoleRuntime,
+) -> None:
+    store = runtime.settings.state_dir / "events.sqlite3"
+    host = socket.gethostname()
+    group = runtime.group()
+    nodes = [group.node_name(n).replace("%h", host) for n in (1, 2)]
+    queues = set(app_queue_names(runtime.app))
+    began = time.monotonic()
+    assert runtime.supervisor.wait_for(
+        lambda s: all(p.state is ProcessState.RUNNING for p in s), 60
+    )
+    wait_until(lambda: len(consumed_queues(runtime, nodes)) == 2, 60, "both workers consuming")
+    pids_before = {s.name: s.pid for s in runtime.supervisor.snapshot()}
+
+    sender = threading.Thread(
+        target=send_events, args=(runtime.app, "workers.process_event", EVENTS), daemon=True
+    )
+    sender.start()
+    wait_until(lambda: store_count(store) >= 50, 60, "events flowing")
+
+    outcome: list[str] = []
+    restarter = threading.Thread(target=lambda: outcome.append(runtime.rolling_restart()))
+    restarter.start()
+    samples: list[tuple[float, dict[str, set[str]]]] = []
+    try:
+        while restarter.is_alive():
+            taken = time.monotonic()
+            samples.append((taken - began, consumed_queues(runtime, nodes)))
+            time.sleep(max(0.0, 0.2 - (time.monotonic() - taken)))
+    finally:
+        restarter.join(180)
+        sender.join(120)
+    restarted_at = time.monotonic() - began
+    assert outcome == ["worker: rolling restart done"]
+    snaps = {s.name: s for s in runtime.supervisor.snapshot()}
+    for name, pid in pids_before.items():
+        assert snaps[name].pid != pid and snaps[name].restarts == 1
+    uncovered = [
+        (at, sample) for at, sample in samples if not queues <= set().union(*sample.values())
+    ]
+    assert not uncovered, f"queues without a consumer at {uncovered}"
+    one_answering = sum(1 for _, sample in samples if len(sample) == 1)
+    assert len(samples) >= 10 and one_answering >= 2, samples  # the restart was sampled
+    wait_until(lambda: store_count(store) >= EVENTS, 180, f"{EVENTS} rows", step=0.5)
+    assert store_count(store) == EVENTS
+    print(
+        f"{len(samples)} samples, {one_answering} with one worker; restart done at "
+        f"{restarted_at:.1f}s, {EVENTS} rows at {time.monotonic() - began:.1f}s"
+    )
