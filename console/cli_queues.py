@@ -85,14 +85,14 @@ def queues_list(obj: Any, sort_size: bool, reverse: bool, as_json: bool) -> None
 @click.pass_obj
 def queues_purge(obj: Any, force: bool, queue: str) -> None:
     """Delete every message waiting in QUEUE."""
+    if not force and not sys.stdin.isatty():
+        raise click.ClickException("refusing to purge without a terminal; use -f")
     with obj.broker() as settings:
         _require_up(settings)
         app = obj.app(settings)
         known = app_queue_names(app)
         if queue not in known:
             raise click.ClickException(f"unknown queue {queue!r} (known: {', '.join(known)})")
-        if not force and not sys.stdin.isatty():
-            raise click.ClickException("refusing to purge without a terminal; use -f")
         if not force:
             click.confirm(f"Purge every message in {queue!r}?", abort=True)
         with app.connection_for_write() as conn:

@@ -64,6 +64,7 @@ class ClusterMonitor:
         self.polls = 0
         self._fallback = False
         self._known_workers: set[str] = set()
+        self._greeted: set[str] = set()  # workers asked to send task events
         self._stop = threading.Event()
         self._nudge = threading.Event()
         self._poller: threading.Thread | None = None
@@ -124,12 +125,13 @@ class ClusterMonitor:
             # workers already known (events announce new ones), so the replies end the wait.
             discover = self.polls % self.detail_every == 0 or not self._known_workers
             pinged = control.ping(None if discover else sorted(self._known_workers))
+            pinged = {host: ok for host, ok in pinged.items() if ok}  # targeted: False if silent
             self.state.note_ping(pinged)
-            new = set(pinged) - self._known_workers
-            known = set(self.state.online_workers())
-            self._known_workers = set(pinged) | known if discover else known | set(pinged)
+            self._known_workers = set(pinged) | set(self.state.online_workers())
+            new = self._known_workers - self._greeted
             if new and self.receiver.status == "listening":
                 control.enable_events()  # workers that joined after we connected
+                self._greeted |= new
             if self._stop.is_set():
                 return
             # Queues and pool sizes rarely change: ask every few rounds, or when someone new
