@@ -8,10 +8,15 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from console.cluster.control import RemoteControl, RemoteControlError
+from console.cluster.control import RemoteControl, RemoteControlError, connect
 from console.cluster.models import ClusterSnapshot, TaskInfo
 from console.cluster.receiver import EventReceiverThread, describe
 from console.cluster.state import ClusterState
+
+#: The first discovery ping waits only this long, so the first screen lists the workers soon
+#: after start-up: workers answer within milliseconds on a LAN, and one that misses this round is
+#: announced by its heartbeat event (every 2 s) or found by the next full discovery round.
+FIRST_PING_TIMEOUT = 0.3
 
 
 def task_router(app: Celery) -> Callable[[str], str | None]:
@@ -59,7 +64,7 @@ class ClusterMonitor:
             router=task_router(app),
         )
         self.control = RemoteControl(app, timeout=inspect_timeout)
-        self.receiver = EventReceiverThread(app, self.state, on_connect=self.control.enable_events)
+        self.receiver = EventReceiverThread(app, self.state, on_connect=self._on_connect)
         self.poll_error: str | None = None
         self.polls = 0
         self._fallback = False
@@ -117,6 +122,26 @@ class ClusterMonitor:
             if self._stop.is_set():
                 break
 
+    def _on_connect(self) -> None:
+        """Ask for task events, and for a heartbeat now: its events list the workers at once."""
+        self.control.enable_events()
+        conn = connect(self.app)
+        try:
+            self.app.control.heartbeat(connection=conn)
+        finally:
+            conn.release()
+
+    def _ping(self, destination: list[str] | None) -> dict[str, bool]:
+        control = self.control
+        if self.polls or destination is not None:
+            return control.ping(destination)
+        timeout = control.timeout
+        control.timeout = min(timeout, FIRST_PING_TIMEOUT)
+        try:
+            return control.ping(None)
+        finally:
+            control.timeout = timeout
+
     def poll_once(self) -> None:
         """One round of ping, active_queues, stats and, when events are silent, inspect active."""
         control = self.control
@@ -124,7 +149,7 @@ class ClusterMonitor:
             # A full discovery ping waits out the whole timeout; in between, ask only the
             # workers already known (events announce new ones), so the replies end the wait.
             discover = self.polls % self.detail_every == 0 or not self._known_workers
-            pinged = control.ping(None if discover else sorted(self._known_workers))
+            pinged = self._ping(None if discover else sorted(self._known_workers))
             pinged = {host: ok for host, ok in pinged.items() if ok}  # targeted: False if silent
             self.state.note_ping(pinged)
             self._known_workers = set(pinged) | set(self.state.online_workers())

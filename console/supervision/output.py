@@ -8,9 +8,13 @@ import contextlib
 import os
 import selectors
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
+COALESCE_SECONDS = 0.01
+"""Pause between a pipe becoming readable and reading it (batches small writes)."""
 _READ_CHUNK = 65_536
 #: A line longer than this is cut into pieces rather than held back forever.
 MAX_LINE_BYTES = 65_536
@@ -119,7 +123,8 @@ class _Stream:
 class OutputPump:
     """A single thread that drains every registered pipe into its program's buffer."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_eof: Callable[[], None] | None = None) -> None:
+        self._on_eof = on_eof  # a pipe closed: its program has probably exited
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -160,7 +165,12 @@ class OutputPump:
                 self._selector.register(fd, selectors.EVENT_READ, _Stream(sink))
             if stopping:
                 break
-            for key, _ in self._selector.select():
+            ready = self._selector.select()
+            if any(key.data is not None for key, _ in ready):
+                # Let a chatty child's lines pile up a moment, so one read takes many of them
+                # instead of one wake-up per line; the pipe holds far more than this pause.
+                time.sleep(COALESCE_SECONDS)
+            for key, _ in ready:
                 if key.data is None:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_read, 4096)
@@ -183,6 +193,8 @@ class OutputPump:
             stream.feed(b"", final=True)
             self._selector.unregister(fd)
             os.close(fd)
+            if self._on_eof is not None:
+                self._on_eof()
 
     def _drain_and_close(self, fd: int, stream: _Stream) -> None:
         with contextlib.suppress(OSError):

@@ -46,9 +46,9 @@ class Supervisor:
         self._changed = threading.Condition(self._lock)
         self._programs: dict[str, ProgramRunner] = {}
         self._seq = 0
-        self._pump = OutputPump()
-        self._sampler = GroupResourceSampler()
         self._wake = threading.Event()
+        self._pump = OutputPump(on_eof=self._wake.set)  # reap an exit now, not at the next tick
+        self._sampler = GroupResourceSampler()
         self._halt = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loop_thread: threading.Thread | None = None

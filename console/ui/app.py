@@ -31,6 +31,11 @@ from console.ui.tables import ProcessTable, QueueTable, TaskTable, WorkerTable
 
 __all__ = ["LOG_TAIL", "ConsoleApp", "ConsoleSource", "DashboardUpdated"]
 
+#: For this many seconds after start-up the screen polls every ``STARTUP_POLL`` seconds, so the
+#: first frame listing the workers follows the cluster monitor's first ping round closely.
+STARTUP_WINDOW = 3.0
+STARTUP_POLL = 0.25
+
 
 def terminal_has_few_colours() -> bool:
     """True on a terminal with 16 colours or fewer, where the ANSI palette reads best."""
@@ -117,6 +122,7 @@ class ConsoleApp(App[None]):
     def poll_loop(self) -> None:
         """Poll the engine on a steady cadence, one poll at a time, off the UI thread."""
         interval = self.source.settings.refresh_interval
+        began = time.monotonic()
         while not self._stop.is_set():
             started = time.monotonic()
             data = self.source.poll()
@@ -127,7 +133,8 @@ class ConsoleApp(App[None]):
             self.post_message(DashboardUpdated(data, name, lines))
             if not self.live:
                 return
-            self._stop.wait(max(interval - (time.monotonic() - started), 0.05))
+            wait = interval if started - began >= STARTUP_WINDOW else min(interval, STARTUP_POLL)
+            self._stop.wait(max(wait - (time.monotonic() - started), 0.05))
 
     @on(DashboardUpdated)
     def show_data(self, message: DashboardUpdated) -> None:

@@ -29,8 +29,6 @@ def start_own_broker(settings: Settings, wait: float = 15.0) -> EmbeddedBroker:
 
 def run_console(settings: Settings) -> None:
     """Run the TUI until the operator quits; children and the embedded broker stop after it."""
-    from console.ui.app import ConsoleApp, terminal_has_few_colours
-
     settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = ConsoleLock(settings.state_dir)
     lock.acquire()
@@ -44,6 +42,10 @@ def run_console(settings: Settings) -> None:
         app = load_app(settings.app, settings.broker.raw)
         runtime = ConsoleRuntime(settings, app)
         runtime.start()
+        # Textual is imported only now: its import time overlaps the children's start-up and
+        # the cluster monitor's first ping round instead of coming before them.
+        from console.ui.app import ConsoleApp, terminal_has_few_colours
+
         ConsoleApp(runtime, ansi=terminal_has_few_colours()).run()
     finally:
         if runtime is not None:

@@ -74,19 +74,24 @@ def rows(res: Results, plan: Plan) -> list[Row]:
         lag = g(f"load lag {rate} console")
         cpu = g(f"load cpu {rate} console")
         rss = g(f"load rss {rate} console")
-        lossless = bool(seen.values) and min(seen.values) >= 1.0
-        in_time = bool(lag.values) and not any(math.isnan(v) for v in lag.values)
+        lossless = min(seen.values) >= 1.0 if seen.values else None
+        in_time = not any(math.isnan(v) for v in lag.values) if lag.values else None
+        sent_c, sent_f = g(f"load sent rate {rate} console"), g(f"load sent rate {rate} flower")
+        reached = sent_c.values + sent_f.values
         out += [
+            Row(f"{rate:,}/s replay reached tasks/s", sent_c, "Flower's", sent_f, ".0f",
+                f">= {0.95 * rate:,.0f}", min(reached) >= 0.95 * rate if reached else None),
             Row(f"{rate:,}/s events seen/sent", seen, "Flower", g(f"load seen {rate} flower"),
                 ".4f", "1.0000" if top else "", lossless if top else None),
             Row(f"{rate:,}/s catch-up lag s", lag, "Flower", g(f"load lag {rate} flower"), ".2f",
-                "<= 1 s" if top else "", (in_time and lag.median <= 1.0) if top else None),
+                "<= 1 s" if top else "",
+                (in_time and lag.median <= 1.0) if top and in_time is not None else None),
             Row(f"{rate:,}/s CPU % of a core", cpu, "Flower", g(f"load cpu {rate} flower"), ".1f",
                 "<= 0.5x" if rate == min(plan.rates) else "",
                 ratio_at_most(cpu, g(f"load cpu {rate} flower"), 0.5)
                 if rate == min(plan.rates) else None),
             Row(f"{rate:,}/s RSS MB", rss, "Flower", g(f"load rss {rate} flower"), ".0f",
-                "<= 150 MB", bool(rss.values) and max(rss.values) <= 150),
+                "<= 150 MB", max(rss.values) <= 150 if rss.values else None),
         ]  # fmt: skip
     soak = g("load soak rss console")
     if soak.values:

@@ -72,8 +72,12 @@ def test_a_worker_whose_app_cannot_load_ends_fatal_after_backoff(
         assert expected - 0.2 <= seen <= expected, waits
     assert snap.restarts == 3 and snap.pid is None
     assert snap.description.startswith("Exited too quickly")
-    errors = [line for line in supervisor.output(config.name) if line.startswith("error:")]
-    assert len(errors) == 4 and "cannot import Celery app 'nonexistent.module'" in errors[0]
+
+    def errors() -> list[str]:
+        return [line for line in supervisor.output(config.name) if line.startswith("error:")]
+
+    wait_until(lambda: len(errors()) >= 4, 5, "the last error line")
+    assert len(errors()) == 4 and "cannot import Celery app 'nonexistent.module'" in errors()[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
@@ -105,6 +109,7 @@ def test_run_worker_under_the_guard_shuts_down_warm_on_a_signal(
     os.kill(main, signum)
     assert supervisor.wait_for(lambda s: s[0].state is ProcessState.EXITED, 30)
     snap = only(supervisor)
+    wait_until(lambda: logged("succeeded in"), 5, "the task's success line")
     output = supervisor.output(config.name)
     assert snap.exitstatus == 0, output[-20:]
     assert any("succeeded in" in line for line in output), output[-20:]

@@ -60,6 +60,7 @@ def test_a_command_that_fails_at_once_ends_fatal_after_backoff_waits(
     command = ["sh", "-c", "date +%s.%N; exit 3"]
     supervisor.add_program(ProgramConfig("bad", command, startsecs=0.5, startretries=3))
     assert supervisor.wait_for(lambda s: s[0].state is ProcessState.FATAL, 15)
+    assert supervisor.wait_for(lambda _: len(supervisor.output("bad")) >= 4, 5)
     starts = [float(line) for line in supervisor.output("bad")]
     assert len(starts) == 4
     gaps = [b - a for a, b in itertools.pairwise(starts)]
@@ -167,4 +168,7 @@ def test_an_unknown_command_backs_off_with_a_clear_message(supervisor: Superviso
         ProgramConfig("typo", ["no-such-command-xyz"], startsecs=0.5, startretries=0)
     )
     assert supervisor.wait_for(lambda s: s[0].state is ProcessState.FATAL, 10)
-    assert any("cannot run 'no-such-command-xyz'" in line for line in supervisor.output("typo"))
+    # the pump reads the last words a moment after the exit is seen
+    assert supervisor.wait_for(
+        lambda _: any("cannot run 'no-such-command-xyz'" in x for x in supervisor.output("typo")), 5
+    )

@@ -14,36 +14,38 @@ import argparse
 import threading
 import time
 from pathlib import Path
-
-from textual import on
+from typing import Any
 
 from console.appref import load_app
 from console.runtime import ConsoleRuntime
 from console.settings import Settings, WorkerGroup
-from console.ui.app import ConsoleApp, DashboardUpdated
 from tests.benchmarks.compare.benchapp import APP_PATH
 from tests.benchmarks.compare.marks import Marks
 
 
-class MeasuredConsoleApp(ConsoleApp):
-    """ConsoleApp plus a note of the first frame that lists the expected workers."""
+def measured_app(runtime: ConsoleRuntime, marks: Marks, expect: int) -> Any:
+    """ConsoleApp plus a note of the first frame that lists the expected workers.
 
-    def __init__(self, runtime: ConsoleRuntime, marks: Marks, expect: int) -> None:
-        super().__init__(runtime)
-        self._marks = marks
-        self._expect = expect
+    Textual is imported here, after the runtime started, as ``console.ui.launch`` does.
+    """
+    from textual import on
 
-    @on(DashboardUpdated)
-    def note_frame(self, message: DashboardUpdated) -> None:
-        """Once the expected workers are online, stamp the frame that shows them."""
-        online = sum(1 for w in message.data.workers if w.online)
-        if not self._marks.frame and online >= self._expect:
-            self.call_after_refresh(self._stamp)
+    from console.ui.app import ConsoleApp, DashboardUpdated
 
-    def _stamp(self) -> None:
-        if not self._marks.frame:
-            self._marks.frame = time.time()
-            self._marks.write()
+    class MeasuredConsoleApp(ConsoleApp):
+        @on(DashboardUpdated)
+        def note_frame(self, message: DashboardUpdated) -> None:
+            """Once the expected workers are online, stamp the frame that shows them."""
+            online = sum(1 for w in message.data.workers if w.online)
+            if not marks.frame and online >= expect:
+                self.call_after_refresh(self._stamp)
+
+        def _stamp(self) -> None:
+            if not marks.frame:
+                marks.frame = time.time()
+                marks.write()
+
+    return MeasuredConsoleApp(runtime)
 
 
 def count_events(runtime: ConsoleRuntime, marks: Marks, stop: threading.Event) -> None:
@@ -86,7 +88,7 @@ def main() -> None:
         runtime.start()
         if opts.count_events:
             threading.Thread(target=count_events, args=(runtime, marks, stop), daemon=True).start()
-        MeasuredConsoleApp(runtime, marks, opts.expect).run()
+        measured_app(runtime, marks, opts.expect).run()
     finally:
         stop.set()
         runtime.shutdown()

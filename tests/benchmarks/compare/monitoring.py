@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,14 +24,14 @@ class Plan:
     """Durations and repetitions (``--quick`` shrinks them)."""
 
     idle_seconds: float = 60.0
-    idle_runs: int = 3
+    idle_runs: int = 2
     replay_seconds: float = 30.0
-    replay_runs: int = 3
+    replay_runs: int = 2
     rates: tuple[int, ...] = (1_000, 2_500, 5_000)
     soak_tasks: int = 1_000_000
     startup_runs: int = 3
-    restart_runs: int = 3
-    overhead_runs: int = 3
+    restart_runs: int = 4
+    overhead_runs: int = 2
     overhead_tasks: int = 6_000
 
 
@@ -88,10 +90,14 @@ def idle(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results)
         tool.stop()
 
 
+CATCH_UP_LIMIT = 10.0
+"""Seconds a consumer gets after a replay's end to catch up; beyond it the lag is NaN."""
+
+
 def _catch_up(count: Callable[[], int], target: int, ended: float, stall: float) -> float:
     """Seconds after ``ended`` until ``count()`` reaches ``target``; NaN if it stalls short."""
     last, changed = -1, time.monotonic()
-    while True:
+    while time.monotonic() - ended < CATCH_UP_LIMIT:
         try:
             seen = count()
         except OSError:
@@ -104,27 +110,78 @@ def _catch_up(count: Callable[[], int], target: int, ended: float, stall: float)
         elif now - changed > stall:
             return float("nan")
         time.sleep(0.02)
+    return float("nan")
 
 
-def _replay(consumer: ConsoleUnderTest | Flower, db: ClaimedDb, rate: int, seconds: float) -> dict:
+def _settle(count: Callable[[], int], quiet: float, limit: float) -> None:
+    """Wait until ``count()`` has not changed for ``quiet`` seconds (at most ``limit``)."""
+    last, changed, began = -1, time.monotonic(), time.monotonic()
+    while time.monotonic() - began < limit:
+        with contextlib.suppress(OSError):
+            seen = count()
+            if seen != last:
+                last, changed = seen, time.monotonic()
+        if time.monotonic() - changed >= quiet:
+            return
+        time.sleep(0.1)
+
+
+class Replay:
+    """One paced replay in its own publisher process (``publisher``), pinned to core 0."""
+
+    first = 0  # task numbers run on across replays, so every task id is new
+
+    def __init__(self, launcher: Launcher, db: ClaimedDb, rate: int, seconds: float) -> None:
+        self.rate = rate
+        self.tasks = int(rate * seconds)
+        argv = [sys.executable, "-m", "tests.benchmarks.compare.publisher", "--db", str(db.db)]
+        argv += ["--rate", str(rate), "--seconds", str(seconds), "--first", str(Replay.first)]
+        argv += ["--cpu", "0"]
+        Replay.first += self.tasks
+        self.launcher = launcher
+        self.proc = launcher.start_piped(argv, launcher.env(db.url))
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the publisher did not get ready")
+
+    def run(self) -> dict[str, float]:
+        """Start the replay, wait for its end: sent, began, ended (monotonic), rate (tasks/s)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        self.launcher.stop(self.proc)
+        if not line:
+            raise RuntimeError("the publisher died during the replay")
+        return dict(json.loads(line))
+
+
+def _replay(
+    launcher: Launcher,
+    consumer: ConsoleUnderTest | Flower,
+    db: ClaimedDb,
+    rate: int,
+    seconds: float,
+) -> dict:
     """Publish one replay to ``consumer`` and measure it."""
-    events = int(rate * seconds) * 3
+    replay = Replay(launcher, db, rate, seconds)
+    events = replay.tasks * 3
     before = consumer.events()
     cpu0 = cpu_seconds(consumer.pid)
-    began = time.monotonic()
-    publish(db.client, db.db, events, rate)
-    ended = time.monotonic()
+    got = replay.run()
+    began, ended = got["began"], got["ended"]
     lag = _catch_up(lambda: consumer.events() - before, events, ended, stall=3.0)
     settled = time.monotonic()
     seen = consumer.events() - before
     cpu = cpu_seconds(consumer.pid) - cpu0
+    _settle(consumer.events, quiet=1.0, limit=20.0)  # the next replay starts on an idle consumer
     return {
-        "sent": events,
+        "sent": int(got["sent"]),
         "seen": seen,
         "lag": lag,
         "cpu": 100 * cpu / (settled - began),
         "rss": rss_mb(consumer.pid),
-        "rate": events / 3 / (ended - began),
+        "rate": got["rate"],
     }
 
 
@@ -146,12 +203,12 @@ def load(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results)
         time.sleep(2)
         for run in range(plan.replay_runs):
             for rate in plan.rates:
-                got = _replay(consumer, db, rate, plan.replay_seconds)
+                got = _replay(launcher, consumer, db, rate, plan.replay_seconds)
                 tasks_total += got["sent"] // 3 if kind == "console" else 0
                 for key in ("lag", "cpu", "rss"):
                     out.add(f"load {key} {rate} {kind}", got[key])
                 out.add(f"load seen {rate} {kind}", got["seen"] / got["sent"])
-                out.add(f"load sent rate {rate}", got["rate"])
+                out.add(f"load sent rate {rate} {kind}", got["rate"])
                 say(f"{kind} run {run + 1} {rate}/s: seen {got['seen']}/{got['sent']} "
                     f"lag {got['lag']:.2f}s cpu {got['cpu']:.1f}% rss {got['rss']:.0f}MB "
                     f"(published {got['rate']:.0f} tasks/s)")  # fmt: skip
@@ -159,8 +216,11 @@ def load(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results)
             remaining = plan.soak_tasks - tasks_total
             if remaining > 0:
                 say(f"load: {remaining:,} more tasks to the console at 5,000/s")
-                _replay(consumer, db, 5_000, remaining / 5_000)
-                tasks_total += remaining
+                while remaining > 0:  # in 30 s replays, so the publisher's memory stays bounded
+                    tasks = min(remaining, 150_000)
+                    _replay(launcher, consumer, db, 5_000, tasks / 5_000)
+                    tasks_total += tasks
+                    remaining -= tasks
             out.add("load soak tasks", tasks_total)
             out.add("load soak rss console", rss_mb(consumer.pid))
         pin(os.getpid(), None)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import redis
@@ -32,7 +33,7 @@ class Launcher:
     """Starts child processes in new sessions and kills every one of them (and their groups)."""
 
     def __init__(self) -> None:
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._procs: list[subprocess.Popen[Any]] = []
         self._fds: list[int] = []
 
     def env(self, broker_url: str, **extra: str) -> dict[str, str]:
@@ -70,6 +71,20 @@ class Launcher:
         self._procs.append(proc)
         return proc
 
+    def start_piped(self, argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        """Start ``argv`` in a new session with text pipes on its stdin and stdout."""
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+            text=True,
+        )
+        self._procs.append(proc)
+        return proc
+
     def start_in_pty(
         self, argv: Sequence[str], env: dict[str, str], *, log: Path | None = None
     ) -> subprocess.Popen[bytes]:
@@ -94,7 +109,7 @@ class Launcher:
         threading.Thread(target=_drain, args=(master, log), daemon=True).start()
         return proc
 
-    def stop(self, proc: subprocess.Popen[bytes], grace: float = 0.0) -> None:
+    def stop(self, proc: subprocess.Popen[Any], grace: float = 0.0) -> None:
         """SIGTERM the process (when ``grace``), wait up to ``grace`` s, then SIGKILL its group."""
         if grace and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
