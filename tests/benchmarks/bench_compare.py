@@ -103,6 +103,8 @@ def rows(res: Results, plan: Plan) -> list[Row]:
             ".2f", "<= 1.0x", ratio_at_most(g("startup console"), g("startup flower"), 1.0)),
         Row("restart to ping s", g("restart console"), "supervisord", g("restart supervisord"),
             ".2f", "<= 1.0x", ratio_at_most(g("restart console"), g("restart supervisord"), 1.0)),
+        Row("restart to ping s", g("restart console"), "stopasgroup=true",
+            g("restart supervisord group"), ".2f"),
         Row("2 workers tasks/s", g("overhead console"), "by hand", g("overhead by hand"), ".0f",
             ">= 0.97x", None if not g("overhead by hand").values else
             g("overhead console").median >= 0.97 * g("overhead by hand").median),

@@ -35,13 +35,19 @@ def _time_to_ping(url: str, node: str, old_pid: int, began: float) -> float:
     return time.monotonic() - began
 
 
-def _supervisord_conf(tmp: Path, url: str, command: list[str]) -> Path:
-    """A supervisord.conf with a unix socket and one program ``w`` (Sentry's recommended flags)."""
+#: supervisord's programs: Sentry's documented flags (autostart, autorestart, redirect_stderr,
+#: killasgroup; SIGTERM to the worker's main process, whose warm shutdown lets tasks in flight
+#: finish, as the console does) and the same plus ``stopasgroup``, whose SIGTERM also reaches the
+#: pool children, so a running task is killed (and requeued) instead of finishing.
+SUPERVISORD_PROGRAMS = {"w": ("sv-1@%h", False), "g": ("sg-1@%h", True)}
+
+
+def _supervisord_conf(tmp: Path, url: str) -> Path:
+    """A supervisord.conf with a unix socket and the programs of ``SUPERVISORD_PROGRAMS``."""
     env = {"SENTRY_BROKER_URL": url, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     environment = ",".join(f'{k}="{v}"' for k, v in env.items())
     conf = tmp / "supervisord.conf"
-    conf.write_text(
-        f"""[unix_http_server]
+    text = f"""[unix_http_server]
 file={tmp}/supervisor.sock
 [supervisord]
 logfile={tmp}/supervisord.log
@@ -51,20 +57,37 @@ childlogdir={tmp}
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [supervisorctl]
 serverurl=unix://{tmp}/supervisor.sock
-[program:w]
-command={" ".join(command).replace("%", "%%")}
+"""
+    for name, (node, stopasgroup) in SUPERVISORD_PROGRAMS.items():
+        command = " ".join(worker_command(url, tmp, node, 1)).replace("%", "%%")
+        text += f"""[program:{name}]
+command={command}
 directory={ROOT}
 environment={environment}
 autostart=true
 autorestart=true
 redirect_stderr=true
-stdout_logfile={tmp}/w.log
+stdout_logfile={tmp}/{name}.log
 killasgroup=true
-stopasgroup=true
+stopasgroup={str(stopasgroup).lower()}
 stopwaitsecs=20
 """
-    )
+    conf.write_text(text)
     return conf
+
+
+def _supervisorctl_restart(ctl: list[str], url: str, program: str, node: str) -> float:
+    """``supervisorctl restart program``; seconds until its new worker answers a ping."""
+    pid = subprocess.run([*ctl, "pid", program], capture_output=True, text=True, check=True)
+    old = int(pid.stdout.strip())
+    began = time.monotonic()
+    caller = threading.Thread(
+        target=subprocess.run, args=([*ctl, "restart", program],), kwargs={"capture_output": True}
+    )
+    caller.start()
+    took = _time_to_ping(url, node, old, began)
+    caller.join(60)
+    return took
 
 
 def restart(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results) -> None:
@@ -88,7 +111,7 @@ def restart(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
     ).with_broker(db.url, "bench")
     settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     runtime = ConsoleRuntime(settings, load_app(APP_PATH, db.url))
-    conf = _supervisord_conf(tmp, db.url, worker_command(db.url, tmp, "sv-1@%h", 1))
+    conf = _supervisord_conf(tmp, db.url)
     ctl = [str(BIN / "supervisorctl"), "-c", str(conf)]
     supervisord = launcher.start(
         [str(BIN / "supervisord"), "-n", "-c", str(conf)],
@@ -97,30 +120,24 @@ def restart(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
     )
     try:
         runtime.start()
-        ours, theirs = f"rw-1@{host}", f"sv-1@{host}"
-        wait_until(lambda: ping(db.url, ours) and ping(db.url, theirs), 90, "both workers")
+        ours = f"rw-1@{host}"
+        theirs = {p: node.replace("%h", host) for p, (node, _) in SUPERVISORD_PROGRAMS.items()}
+        nodes = [ours, *theirs.values()]
+        wait_until(lambda: all(ping(db.url, n) for n in nodes), 90, "every worker")
         for run in range(plan.restart_runs):
             old = next(p.pid for p in runtime.supervisor.snapshot() if p.name == "worker-1")
             assert old is not None
             began = time.monotonic()
             runtime.restart("worker-1")
             out.add("restart console", _time_to_ping(db.url, ours, old, began))
-            pid = subprocess.run([*ctl, "pid", "w"], capture_output=True, text=True, check=True)
-            old = int(pid.stdout.strip())
-            began = time.monotonic()
-            done: dict[str, float] = {}
-
-            def call_ctl(began: float = began, done: dict[str, float] = done) -> None:
-                subprocess.run([*ctl, "restart", "w"], capture_output=True, check=True)
-                done["ctl"] = time.monotonic() - began
-
-            caller = threading.Thread(target=call_ctl)
-            caller.start()
-            out.add("restart supervisord", _time_to_ping(db.url, theirs, old, began))
-            caller.join(60)
-            say(f"restart run {run + 1}: console {out.get('restart console').values[-1]:.2f}s, "
-                f"supervisord {out.get('restart supervisord').values[-1]:.2f}s "
-                f"(supervisorctl returned after {done.get('ctl', float('nan')):.2f}s)")  # fmt: skip
+            out.add("restart supervisord", _supervisorctl_restart(ctl, db.url, "w", theirs["w"]))
+            out.add(
+                "restart supervisord group", _supervisorctl_restart(ctl, db.url, "g", theirs["g"])
+            )
+            last = [out.get(f"restart {k}").values[-1] for k in ("console", "supervisord")]
+            last.append(out.get("restart supervisord group").values[-1])
+            say("restart run {}: console {:.2f}s, supervisord {:.2f}s, "
+                "with stopasgroup {:.2f}s".format(run + 1, *last))  # fmt: skip
     finally:
         runtime.shutdown()
         subprocess.run([*ctl, "shutdown"], capture_output=True, timeout=60)
