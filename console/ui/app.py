@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -93,13 +92,13 @@ class ConsoleApp(App[None]):
         self._log_lines: list[str] = []
         self._log_name: str | None = None
         self.last_data: DashboardData | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def on_mount(self) -> None:
         """Trap termination signals and start polling."""
-        if self.live:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, self.stop_everything)
+        # Termination signals are handled by the launcher (console/ui/launch.py), which must work
+        # even when the terminal is gone and this loop is stuck writing to it.
+        self.loop = asyncio.get_running_loop()
         self.poll_loop()
 
     def get_default_screen(self) -> DashboardScreen:
@@ -329,6 +328,11 @@ class ConsoleApp(App[None]):
                 self.stop_everything(wait=choice == "wait")
 
         self.push_screen(QuitScreen(running), answered)
+
+    def leave(self) -> None:
+        """Stop polling and exit at once (the children are being stopped elsewhere)."""
+        self._stop.set()
+        self.exit()
 
     def stop_everything(self, wait: bool = True) -> None:
         """Stop polling, stop every child (warm when ``wait``), then exit."""
