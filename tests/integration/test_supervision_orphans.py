@@ -12,8 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
+
+from tests.chaos_support.helpers import gone, wait_gone
 
 CONSOLE = r'''
 import json, os, sys, time
@@ -62,22 +63,6 @@ print(json.dumps({"pids": pids, "groups": groups}), flush=True)
 while True:
     time.sleep(1)
 '''
-
-
-def gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (a zombie awaiting its reaper counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_gone(pids: list[int], timeout: float) -> list[int]:
-    """Poll until every pid is gone; return those still alive at the deadline."""
-    deadline = time.monotonic() + timeout
-    while (alive := [p for p in pids if not gone(p)]) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return alive
 
 
 class Console:
