@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessState
 from console.ui.app import ConsoleApp
 from console.ui.tables import ProcessTable
+from tests.chaos_support.helpers import store_count
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -54,16 +54,6 @@ def e2e_settings(
         ),
         refresh_interval=0.3,
     ).with_broker(redis_url, "test")
-
-
-def store_count(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as db:
-        try:
-            return int(db.execute("select count(*) from events").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 async def wait_for(pilot, predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from console.eventgen import send_events
 from console.runtime import ConsoleRuntime, DashboardData
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessState
+from tests.chaos_support.helpers import store_count
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -76,17 +76,6 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.kill()
-
-
-def store_count(path: Path) -> int:
-    """Rows in the event store (0 before it exists)."""
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as db:
-        try:
-            return int(db.execute("select count(*) from events").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 def poll_until(
