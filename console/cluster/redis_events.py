@@ -85,6 +85,7 @@ class RedisEventStream:
         self._buf = bytearray()
         self._datas: list[bytes] = []
         self._head = pmessage_head(self.pattern.encode())
+        self.caught_up = True  # the last read took less than a full chunk: nothing was waiting
 
     def open(self, timeout: float) -> None:
         """Connect and subscribe; raise on failure."""
@@ -107,6 +108,7 @@ class RedisEventStream:
         chunk = sock.recv(CHUNK)
         if not chunk:
             raise ConnectionError("Redis closed the connection")
+        self.caught_up = len(chunk) < CHUNK
         buf = self._buf
         buf += chunk
         datas = self._datas

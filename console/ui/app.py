@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import App
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Log, Static
+from textual.widgets import Log, Static
 from textual.worker import Worker, WorkerState
 
 from console.cluster import TaskInfo
@@ -23,6 +23,7 @@ from console.runtime import DashboardData
 from console.settings import Settings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, binding_sections, palette_commands
+from console.ui.grid import Grid
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
 from console.ui.statusbar import StatusBar
@@ -161,10 +162,10 @@ class ConsoleApp(App[None]):
         elif more:
             log.write_lines(more)
 
-    @on(DataTable.RowHighlighted, "#processes")
-    def select_process(self, event: DataTable.RowHighlighted) -> None:
+    @on(Grid.RowHighlighted, "#processes")
+    def select_process(self, event: Grid.RowHighlighted) -> None:
         """The log pane follows the highlighted process."""
-        self._selected = None if event.row_key.value is None else str(event.row_key.value)
+        self._selected = event.key
         if self._selected and self._selected != self._log_name:
             self._show_log(self._selected, self.source.output(self._selected, LOG_TAIL))
 
@@ -243,7 +244,7 @@ class ConsoleApp(App[None]):
         """List every key."""
         self.push_screen(HelpScreen(binding_sections()))
 
-    @on(DataTable.RowSelected, "#tasks")
+    @on(Grid.RowSelected, "#tasks")
     def task_selected(self) -> None:
         """Enter on a task opens its detail."""
         self.action_task_detail()

@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Log, Static
+from textual.widgets import Footer, Input, Log, Static
 
 from console.ui.commands import PaletteCommand
+from console.ui.grid import Grid
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import LogScreen, TaskDetailScreen
 from console.ui.statusbar import StatusBar
@@ -152,7 +153,7 @@ def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
         Binding("shift+tab", "", "previous pane", tooltip="Move focus back"),
         Binding("ctrl+p", "", "palette", tooltip="Command palette: every action by name"),
     ]
-    cursor = [b for b in _own(DataTable.BINDINGS) if b.action.startswith("cursor")]
+    cursor = [b for b in _own(Grid.BINDINGS) if b.action.startswith("cursor")]
     return [
         ("main screen", anywhere),
         ("processes", _own(ProcessTable.BINDINGS)),

@@ -102,4 +102,4 @@ class StatusBar(Static):
         line = fit_status(self._parts, width)
         if line != self._last:
             self._last = line
-            self.update(line)
+            self.update(line, layout=False)  # one line of fixed height: no layout pass needed

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.binding import Binding
 from textual.events import Resize
-from textual.widgets import DataTable
 
 from console.cluster import TaskInfo, WorkerInfo
 from console.queuestats import QueueRow
 from console.supervision import ProcessSnapshot, ProcessState
 from console.ui import format as fmt
+from console.ui.grid import Cell, Grid
 
-Cell = str | Text
 SortValue = str | float
 
 STATE_STYLE = {
@@ -51,15 +50,15 @@ def _plain(cell: Cell) -> str:
     return cell.plain if isinstance(cell, Text) else cell
 
 
-class SyncTable(DataTable[Cell]):
-    """A DataTable whose rows are replaced by key: changed cells update, others stay."""
+class SyncTable(Grid):
+    """A Grid fed whole row lists, shown filtered and sorted; narrow widths drop columns."""
 
     COLUMNS: tuple[Column, ...] = ()
     WIDE_WIDTH = 60
     """Below this many columns of width, only the columns marked ``narrow`` are shown."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id)
         self.rows_in: list[Row] = []
         self.sort_index: int | None = None
         self.sort_reverse = False
@@ -82,9 +81,7 @@ class SyncTable(DataTable[Cell]):
     def _set_columns(self, narrow: bool) -> None:
         self.narrow = bool(narrow)
         self._shown = tuple(c for c in self.COLUMNS if c.narrow or not self.narrow)
-        self.clear(columns=True)
-        for column in self._shown:
-            self.add_column(column.label, key=column.key)
+        self.set_columns([(column.key, column.label) for column in self._shown])
 
     # rows, sort, filter --------------------------------------------------------------------
     def show_rows(self, rows: Sequence[Row]) -> None:
@@ -147,33 +144,6 @@ class SyncTable(DataTable[Cell]):
         subtitle = " · ".join(notes)
         if self.border_subtitle != subtitle:
             self.border_subtitle = subtitle
-
-    def sync(self, rows: Sequence[tuple[str, Sequence[Cell]]]) -> None:
-        """Make the table show exactly ``rows`` (key, cells), in order."""
-        wanted = [key for key, _ in rows]
-        present = [str(k.value) for k in self.rows]
-        if present != wanted:
-            cursor_key = self.selected_key()
-            self.clear()
-            for key, cells in rows:
-                self.add_row(*cells, key=key)
-            if cursor_key in wanted:
-                self.move_cursor(row=wanted.index(cursor_key), animate=False)
-            return
-        for key, cells in rows:
-            for column, cell in zip(self._shown, cells, strict=True):
-                if self.get_cell(key, column.key) != cell:
-                    self.update_cell(key, column.key, cell, update_width=True)
-
-    def selected_key(self) -> str | None:
-        """Key of the row under the cursor, if any."""
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return None if key.value is None else str(key.value)
 
 
 def _sort_key(value: SortValue) -> tuple[int, float, str]:

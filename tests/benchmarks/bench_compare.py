@@ -44,7 +44,7 @@ QUICK = Plan(
     startup_runs=3,
     restart_runs=3,
     overhead_runs=2,
-    overhead_tasks=3_000,
+    overhead_tasks=4_000,
 )
 
 

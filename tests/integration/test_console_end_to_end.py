@@ -116,7 +116,7 @@ async def test_console_runs_scales_restarts_and_quits_clean(
 
             table = console.query_one(ProcessTable)
             table.focus()
-            table.move_cursor(row=[str(k.value) for k in table.rows].index("worker-1"))
+            table.move_cursor(table.row_keys().index("worker-1"))
             old_pid = states(console)["worker-1"][1]
             await pilot.press("r")
             await wait_for(

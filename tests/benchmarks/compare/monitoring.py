@@ -31,8 +31,8 @@ class Plan:
     soak_tasks: int = 1_000_000
     startup_runs: int = 3
     restart_runs: int = 3
-    overhead_runs: int = 2
-    overhead_tasks: int = 4_000
+    overhead_runs: int = 3
+    overhead_tasks: int = 8_000
 
 
 @dataclass
