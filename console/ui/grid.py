@@ -68,6 +68,7 @@ class Grid(ScrollView, can_focus=True):
         Binding("pagedown", "cursor_page(1)", "page down", show=False, tooltip="A page down"),
         Binding("home,g", "cursor_home", "first", show=False, tooltip="First row"),
         Binding("end,G", "cursor_end", "last", show=False, tooltip="Last row"),
+        Binding("enter", "select_cursor", "select", show=False, tooltip="Choose the row"),
     ]
 
     class RowHighlighted(Message):
@@ -197,6 +198,7 @@ class Grid(ScrollView, can_focus=True):
         last = max(len(self._rows) - 1, 0)
         self.cursor_row = min(max(self.cursor_row, 0), last)
         self._scroll_to_cursor()
+        self.call_after_refresh(self._scroll_to_cursor)  # again once a new height is laid out
         self.refresh()
         key = self.selected_key()
         if announce and key is not None:
