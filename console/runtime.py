@@ -121,6 +121,7 @@ class ConsoleRuntime:
         """Warm-stop every child, then stop the monitors; safe to call twice."""
         self.supervisor.shutdown()
         self.monitor.stop()
+        self.control.close_soon()
         self.health.close()
         if self._depth is not None:
             self._depth.close()

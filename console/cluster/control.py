@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,11 +27,34 @@ def connect(app: Celery) -> Connection:
 
 
 class RemoteControl:
-    """Commands to workers through Celery's broadcast mailbox, each with a reply timeout."""
+    """Commands to workers through Celery's broadcast mailbox, each with a reply timeout.
+
+    One broker connection serves every command, one command at a time; it is opened on first
+    use and dropped after any failure, so the next command connects afresh (and fails fast
+    while the broker is down).
+    """
 
     def __init__(self, app: Celery, *, timeout: float = 1.0) -> None:
         self._app = app
         self.timeout = timeout
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+
+    def close(self) -> None:
+        """Drop the connection (the next command opens a new one)."""
+        with self._lock:
+            self._drop()
+
+    def close_soon(self) -> None:
+        """Drop the connection on a thread of its own: kombu's release can wait out a pending
+        reply read (~0.5 s on Redis), which nobody needs to wait for."""
+        threading.Thread(target=self.close, name="control-close", daemon=True).start()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.release()
 
     def _broadcast(
         self,
@@ -39,23 +64,22 @@ class RemoteControl:
         arguments: dict[str, Any] | None = None,
         reply: bool = False,
     ) -> list[dict[str, Any]]:
-        conn = connect(self._app)
-        try:
-            replies = self._app.control.broadcast(
-                command,
-                arguments=arguments,
-                destination=list(destination) if destination else None,
-                connection=conn,
-                reply=reply,
-                timeout=self.timeout,
-                limit=len(destination) if destination and reply else None,
-            )
-        except RemoteControlError:
-            raise
-        except Exception as exc:
-            raise RemoteControlError(f"{command} failed: {exc}") from exc
-        finally:
-            conn.release()
+        with self._lock:
+            if self._conn is None:
+                self._conn = connect(self._app)
+            try:
+                replies = self._app.control.broadcast(
+                    command,
+                    arguments=arguments,
+                    destination=list(destination) if destination else None,
+                    connection=self._conn,
+                    reply=reply,
+                    timeout=self.timeout,
+                    limit=len(destination) if destination and reply else None,
+                )
+            except Exception as exc:
+                self._drop()
+                raise RemoteControlError(f"{command} failed: {exc}") from exc
         return list(replies or [])
 
     def _command(self, command: str, hostname: str, arguments: dict[str, Any]) -> Any:
@@ -105,3 +129,7 @@ class RemoteControl:
     def enable_events(self) -> None:
         """Ask every worker to send task events."""
         self._broadcast("enable_events")
+
+    def heartbeat(self) -> None:
+        """Ask every worker to send a heartbeat event now."""
+        self._broadcast("heartbeat")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from console.cluster.control import RemoteControl, RemoteControlError, connect
+from console.cluster.control import RemoteControl, RemoteControlError
 from console.cluster.models import ClusterSnapshot, TaskInfo
 from console.cluster.receiver import EventReceiverThread, describe
 from console.cluster.state import ClusterState
@@ -90,6 +90,7 @@ class ClusterMonitor:
         self.receiver.stop(timeout)
         if self._poller is not None:
             self._poller.join(max(0.0, deadline - time.monotonic()))
+        self.control.close_soon()
 
     def broker_back(self) -> None:
         """The broker answers again: reconnect and poll now instead of after the backoff."""
@@ -125,11 +126,7 @@ class ClusterMonitor:
     def _on_connect(self) -> None:
         """Ask for task events, and for a heartbeat now: its events list the workers at once."""
         self.control.enable_events()
-        conn = connect(self.app)
-        try:
-            self.app.control.heartbeat(connection=conn)
-        finally:
-            conn.release()
+        self.control.heartbeat()
 
     def _ping(self, destination: list[str] | None) -> dict[str, bool]:
         control = self.control

@@ -78,6 +78,15 @@ class ProgramRunner:
         """Whether a process of this program may still be running."""
         return self.process is not None
 
+    @property
+    def settled(self) -> bool:
+        """Whether no transition waits on a timer (a start, backoff, restart or stop due)."""
+        if self.want_start or self.removing:
+            return False
+        if self.state is ProcessState.EXITED:
+            return self.restart_at is None
+        return self.state in (ProcessState.RUNNING, ProcessState.STOPPED, ProcessState.FATAL)
+
     # -- commands -------------------------------------------------------------------------
 
     def start(self) -> None:

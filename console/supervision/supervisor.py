@@ -36,11 +36,13 @@ class Supervisor:
         clock: Callable[[], float] = time.monotonic,
         spawner: Spawner | None = None,
         tick_interval: float = 0.1,
+        idle_interval: float = 1.0,
         sample_interval: float = SAMPLE_INTERVAL,
     ) -> None:
         self._clock = clock
         self._spawner: Spawner = spawner if spawner is not None else PopenSpawner()
         self._tick_interval = tick_interval
+        self._idle_interval = max(idle_interval, tick_interval)
         self._sample_interval = sample_interval
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -125,20 +127,22 @@ class Supervisor:
 
     # -- stepping ---------------------------------------------------------------------------
 
-    def tick(self) -> None:
-        """Advance every program's state machine by one step."""
+    def tick(self) -> bool:
+        """Advance every program's state machine by one step; True when all are settled."""
         loop = self._loop_thread
         if loop is not None and loop.is_alive() and threading.current_thread() is not loop:
             raise RuntimeError("tick() is driven by the background loop")
-        self._tick()
+        return self._tick()
 
-    def _tick(self) -> None:
+    def _tick(self) -> bool:
+        """Step every program; True when all of them are settled."""
         with self._lock:
             now = self._clock()
             for runner in list(self._programs.values()):
                 runner.step(now, may_spawn=not self._closing)
             self._collect_removed()
             self._changed.notify_all()
+            return all(runner.settled for runner in self._programs.values())
 
     def run_in_background(self) -> None:
         """Start the loop thread (ticks, and so all spawning), the output pump and the sampler."""
@@ -154,8 +158,10 @@ class Supervisor:
 
     def _loop(self) -> None:
         while not self._halt.is_set():
-            self._tick()
-            self._wake.wait(self._tick_interval)
+            settled = self._tick()
+            # With nothing due on a timer, exits (end of output) and commands wake the loop;
+            # the slower tick only catches an exit whose pipe a leftover child keeps open.
+            self._wake.wait(self._idle_interval if settled else self._tick_interval)
             self._wake.clear()
 
     def _sample_loop(self) -> None:

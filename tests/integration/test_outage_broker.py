@@ -155,5 +155,10 @@ def test_broker_outage_is_shown_survived_and_workers_reconnect(
             15,
             "event receiver listening again",
         )
+        # remote control's one connection broke in the outage: the next command reconnects
+        node = next(w.hostname for w in runtime.poll().workers if w.online)
+        deadline = time.monotonic() + 15
+        while not runtime.monitor.control.ping([node]).get(node):
+            assert time.monotonic() < deadline, f"{node} never answered a ping after the outage"
     finally:
         runtime.shutdown()

@@ -136,6 +136,24 @@ def test_stop_sends_stopsignal_to_the_group() -> None:
     assert state(sup, "w") is ProcessState.STOPPED and len(spawner.times("w")) == 1
 
 
+def test_settled_only_when_no_timer_is_due() -> None:
+    """The loop may sleep longer only when nothing waits on startsecs, a backoff or a stop."""
+    sup, clock, spawner = make_supervisor()
+    sup.add_program(program("w", startsecs=2.0))
+    assert not sup.tick()  # STARTING: RUNNING is due after startsecs
+    clock.advance(2.1)
+    assert sup.tick() and state(sup, "w") is ProcessState.RUNNING
+    sup.stop("w")
+    assert state(sup, "w") is ProcessState.STOPPING
+    assert sup.tick() and state(sup, "w") is ProcessState.STOPPED
+    spawner.behaviours["bad"] = Behaviour(exit_after=0.0, exit_status=1)
+    sup.add_program(program("bad", startsecs=1.0, startretries=3))
+    sup.tick()
+    assert not sup.tick() and state(sup, "bad") is ProcessState.BACKOFF
+    drive(sup, clock, lambda: state(sup, "bad") is ProcessState.FATAL)
+    assert sup.tick()
+
+
 def test_stop_that_times_out_sigkills_the_group() -> None:
     sup, clock, spawner = make_supervisor()
     spawner.behaviours["w"] = Behaviour(ignore=frozenset({signal.SIGTERM}))
