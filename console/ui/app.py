@@ -23,7 +23,7 @@ from console.runtime import DashboardData
 from console.settings import Settings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, binding_sections, palette_commands
-from console.ui.grid import Grid
+from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
 from console.ui.statusbar import StatusBar
@@ -162,8 +162,8 @@ class ConsoleApp(App[None]):
         elif more:
             log.write_lines(more)
 
-    @on(Grid.RowHighlighted, "#processes")
-    def select_process(self, event: Grid.RowHighlighted) -> None:
+    @on(LiveTable.RowHighlighted, "#processes")
+    def select_process(self, event: LiveTable.RowHighlighted) -> None:
         """The log pane follows the highlighted process."""
         self._selected = event.key
         if self._selected and self._selected != self._log_name:
@@ -244,7 +244,7 @@ class ConsoleApp(App[None]):
         """List every key."""
         self.push_screen(HelpScreen(binding_sections()))
 
-    @on(Grid.RowSelected, "#tasks")
+    @on(LiveTable.RowSelected, "#tasks")
     def task_selected(self) -> None:
         """Enter on a task opens its detail."""
         self.action_task_detail()

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Log, Static
 
 from console.ui.commands import PaletteCommand
-from console.ui.grid import Grid
+from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import LogScreen, TaskDetailScreen
 from console.ui.statusbar import StatusBar
@@ -153,7 +153,7 @@ def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
         Binding("shift+tab", "", "previous pane", tooltip="Move focus back"),
         Binding("ctrl+p", "", "palette", tooltip="Command palette: every action by name"),
     ]
-    cursor = [b for b in _own(Grid.BINDINGS) if b.action.startswith("cursor")]
+    cursor = [b for b in _own(LiveTable.BINDINGS) if b.action.startswith("cursor")]
     return [
         ("main screen", anywhere),
         ("processes", _own(ProcessTable.BINDINGS)),

@@ -13,7 +13,7 @@ from console.cluster import TaskInfo, WorkerInfo
 from console.queuestats import QueueRow
 from console.supervision import ProcessSnapshot, ProcessState
 from console.ui import format as fmt
-from console.ui.grid import Cell, Grid
+from console.ui.livetable import Cell, LiveTable
 
 SortValue = str | float
 
@@ -50,8 +50,8 @@ def _plain(cell: Cell) -> str:
     return cell.plain if isinstance(cell, Text) else cell
 
 
-class SyncTable(Grid):
-    """A Grid fed whole row lists, shown filtered and sorted; narrow widths drop columns."""
+class SyncTable(LiveTable):
+    """A LiveTable fed whole row lists, shown filtered and sorted; narrow widths drop columns."""
 
     COLUMNS: tuple[Column, ...] = ()
     WIDE_WIDTH = 60

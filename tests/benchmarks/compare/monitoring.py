@@ -31,8 +31,8 @@ class Plan:
     soak_tasks: int = 1_000_000
     startup_runs: int = 3
     restart_runs: int = 3
-    overhead_runs: int = 3
-    overhead_tasks: int = 8_000
+    overhead_runs: int = 4
+    overhead_tasks: int = 5_000
 
 
 @dataclass
@@ -74,7 +74,7 @@ def idle(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results)
     events = CeleryEvents(launcher, db.url)
     flower = Flower(launcher, db.url, tmp)
     wait_until(lambda: flower.lists_workers(names), 60, "Flower listing the workers", step=0.5)
-    time.sleep(5)  # let every tool finish starting up
+    time.sleep(3)  # let every tool finish starting up
     tools = {"console": console.pid, "celery events": events.pid, "flower": flower.pid}
     for run in range(plan.idle_runs):
         before = {name: cpu_seconds(pid) for name, pid in tools.items()}
@@ -90,7 +90,7 @@ def idle(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results)
         tool.stop()
 
 
-CATCH_UP_LIMIT = 5.0
+CATCH_UP_LIMIT = 4.0
 """Seconds a consumer gets after a replay's end to catch up; beyond it the lag is NaN."""
 
 

@@ -26,7 +26,7 @@ Cell = str | Text
 PAD = 1  # blank cells on each side of a column
 
 
-class GridRow:
+class LiveRow:
     """One row: its key, its cells, and its rendered line (valid for one render generation)."""
 
     __slots__ = ("cells", "key", "mode", "strip", "strip_gen")
@@ -39,22 +39,22 @@ class GridRow:
         self.mode = ""
 
 
-class Grid(ScrollView, can_focus=True):
+class LiveTable(ScrollView, can_focus=True):
     """Rows of cells under a fixed header, with a row cursor."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"grid--header", "grid--cursor", "grid--cursor-blur"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"table--header", "table--cursor", "table--cursor-blur"}
     DEFAULT_CSS = """
-    Grid {
+    LiveTable {
         background: $surface;
         color: $foreground;
-        & > .grid--header { text-style: bold; background: $panel; color: $foreground; }
-        &:ansi > .grid--header { background: ansi_bright_blue; color: ansi_default; }
-        & > .grid--cursor {
+        & > .table--header { text-style: bold; background: $panel; color: $foreground; }
+        &:ansi > .table--header { background: ansi_bright_blue; color: ansi_default; }
+        & > .table--cursor {
             background: $block-cursor-background;
             color: $block-cursor-foreground;
             text-style: $block-cursor-text-style;
         }
-        & > .grid--cursor-blur {
+        & > .table--cursor-blur {
             background: $block-cursor-blurred-background;
             color: $block-cursor-blurred-foreground;
             text-style: $block-cursor-blurred-text-style;
@@ -74,33 +74,33 @@ class Grid(ScrollView, can_focus=True):
     class RowHighlighted(Message):
         """The cursor moved to the row ``key``."""
 
-        def __init__(self, grid: Grid, key: str) -> None:
+        def __init__(self, table: LiveTable, key: str) -> None:
             super().__init__()
-            self.grid = grid
+            self.table = table
             self.key = key
 
         @property
-        def control(self) -> Grid:
-            """The grid that sent it (for ``@on(..., "#id")``)."""
-            return self.grid
+        def control(self) -> LiveTable:
+            """The table that sent it (for ``@on(..., "#id")``)."""
+            return self.table
 
     class RowSelected(Message):
         """Enter (or a click on the cursor row) on the row ``key``."""
 
-        def __init__(self, grid: Grid, key: str) -> None:
+        def __init__(self, table: LiveTable, key: str) -> None:
             super().__init__()
-            self.grid = grid
+            self.table = table
             self.key = key
 
         @property
-        def control(self) -> Grid:
-            """The grid that sent it (for ``@on(..., "#id")``)."""
-            return self.grid
+        def control(self) -> LiveTable:
+            """The table that sent it (for ``@on(..., "#id")``)."""
+            return self.table
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._labels: tuple[tuple[str, str], ...] = ()  # (key, label) per column
-        self._rows: list[GridRow] = []
+        self._rows: list[LiveRow] = []
         self._index: dict[str, int] = {}
         self._widths: tuple[int, ...] = ()
         self._gen = 0
@@ -156,7 +156,7 @@ class Grid(ScrollView, can_focus=True):
                 new = tuple(cells)
                 known = kept.get(key)
                 fresh.append(
-                    known if known is not None and known.cells == new else GridRow(key, new)
+                    known if known is not None and known.cells == new else LiveRow(key, new)
                 )
             self._rows = fresh
             self._index = {row.key: y for y, row in enumerate(fresh)}
@@ -184,9 +184,21 @@ class Grid(ScrollView, can_focus=True):
             self._widths = widths
             self._gen += 1
             self._header = None
-        width = sum(widths) + 2 * PAD * len(widths)
-        self.virtual_size = Size(width, len(self._rows) + 1)
+        self._set_virtual_size()
         self.refresh()
+
+    def _set_virtual_size(self) -> None:
+        # A new virtual size costs a layout pass of the whole screen. While the rows fit, the
+        # height stays the viewport's, so rows coming and going are only repaints.
+        width = sum(self._widths) + 2 * PAD * len(self._widths)
+        height = max(len(self._rows) + 1, self.scrollable_content_region.height)
+        size = Size(width, height)
+        if size != self.virtual_size:
+            self.virtual_size = size
+
+    def on_resize(self) -> None:
+        """Keep the virtual height at least the new viewport's."""
+        self._set_virtual_size()
 
     # cursor ---------------------------------------------------------------------------------
     def move_cursor(self, row: int) -> None:
@@ -266,9 +278,9 @@ class Grid(ScrollView, can_focus=True):
         base = self.rich_style
         styles = (
             base,
-            base + self.get_component_rich_style("grid--header"),
-            self.get_component_rich_style("grid--cursor"),
-            self.get_component_rich_style("grid--cursor-blur"),
+            base + self.get_component_rich_style("table--header"),
+            self.get_component_rich_style("table--cursor"),
+            self.get_component_rich_style("table--cursor-blur"),
         )
         if styles != self._styles:
             self._styles = styles

@@ -1,17 +1,17 @@
-"""The Grid table through Pilot: cursor by key, keys and mouse, re-rendering only what changed."""
+"""LiveTable through Pilot: cursor by key, keys and mouse, re-rendering only what changed."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import App, ComposeResult
 
-from console.ui.grid import Grid
+from console.ui.livetable import LiveTable
 
 
-class GridApp(App[None]):
+class TableApp(App[None]):
     """One focused grid of two columns, recording the messages it sends."""
 
-    CSS = "Grid { height: 10; }"
+    CSS = "LiveTable { height: 10; }"
 
     def __init__(self) -> None:
         super().__init__()
@@ -19,17 +19,17 @@ class GridApp(App[None]):
         self.selected: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Grid(id="grid")
+        yield LiveTable(id="grid")
 
     def on_mount(self) -> None:
-        grid = self.query_one(Grid)
+        grid = self.query_one(LiveTable)
         grid.set_columns([("name", "name"), ("n", "count")])
         grid.focus()
 
-    def on_grid_row_highlighted(self, message: Grid.RowHighlighted) -> None:
+    def on_live_table_row_highlighted(self, message: LiveTable.RowHighlighted) -> None:
         self.highlighted.append(message.key)
 
-    def on_grid_row_selected(self, message: Grid.RowSelected) -> None:
+    def on_live_table_row_selected(self, message: LiveTable.RowSelected) -> None:
         self.selected.append(message.key)
 
 
@@ -37,14 +37,14 @@ def rows(*names: str, count: int = 0) -> list[tuple[str, list[str | Text]]]:
     return [(name, [name, str(count)]) for name in names]
 
 
-def line(grid: Grid, y: int) -> str:
+def line(grid: LiveTable, y: int) -> str:
     return grid.render_line(y).text
 
 
 async def test_only_changed_rows_are_rendered_again() -> None:
-    app = GridApp()
+    app = TableApp()
     async with app.run_test(size=(40, 12)) as pilot:
-        grid = app.query_one(Grid)
+        grid = app.query_one(LiveTable)
         grid.sync(rows("a", "b", "c"))
         await pilot.pause()
         before = [grid.render_line(y) for y in (1, 2, 3)]
@@ -58,9 +58,9 @@ async def test_only_changed_rows_are_rendered_again() -> None:
 
 
 async def test_cursor_stays_on_its_key_and_reports_moves() -> None:
-    app = GridApp()
+    app = TableApp()
     async with app.run_test(size=(40, 12)) as pilot:
-        grid = app.query_one(Grid)
+        grid = app.query_one(LiveTable)
         grid.sync(rows("a", "b", "c"))
         await pilot.press("down")
         await pilot.pause()
@@ -75,10 +75,10 @@ async def test_cursor_stays_on_its_key_and_reports_moves() -> None:
 
 
 async def test_keys_move_scroll_and_select() -> None:
-    app = GridApp()
+    app = TableApp()
     names = [f"row{n:02d}" for n in range(40)]
     async with app.run_test(size=(40, 12)) as pilot:
-        grid = app.query_one(Grid)
+        grid = app.query_one(LiveTable)
         grid.sync(rows(*names))
         await pilot.press("end")
         await pilot.pause()
@@ -95,23 +95,23 @@ async def test_keys_move_scroll_and_select() -> None:
 
 
 async def test_a_click_moves_the_cursor_and_a_second_selects() -> None:
-    app = GridApp()
+    app = TableApp()
     async with app.run_test(size=(40, 12)) as pilot:
-        grid = app.query_one(Grid)
+        grid = app.query_one(LiveTable)
         grid.sync(rows("a", "b", "c"))
         await pilot.pause()
-        await pilot.click(Grid, offset=(2, 3))  # header on line 0, "c" on line 3
+        await pilot.click(LiveTable, offset=(2, 3))  # header on line 0, "c" on line 3
         await pilot.pause()
         assert grid.selected_key() == "c" and app.selected == []
-        await pilot.click(Grid, offset=(2, 3))
+        await pilot.click(LiveTable, offset=(2, 3))
         await pilot.pause()
         assert app.selected == ["c"]
 
 
 async def test_columns_widen_for_content_and_cell_styles_survive() -> None:
-    app = GridApp()
+    app = TableApp()
     async with app.run_test(size=(60, 12)) as pilot:
-        grid = app.query_one(Grid)
+        grid = app.query_one(LiveTable)
         fatal = Text("FATAL", style="bold red")
         grid.sync([("a", ["a", "1"]), ("b", ["b", fatal])])
         grid.sync([("a", ["a", "1"]), ("b", ["b-much-longer-name", fatal])])
@@ -120,3 +120,19 @@ async def test_columns_widen_for_content_and_cell_styles_survive() -> None:
         assert header.index("count") == row.index("FATAL") > len("b-much-longer-name")
         styles = [seg.style for seg in grid.render_line(2) if seg.text == "FATAL"]
         assert styles and styles[0] is not None and styles[0].bold
+
+
+async def test_rows_that_fit_keep_the_virtual_size_so_no_layout_is_needed() -> None:
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        grid = app.query_one(LiveTable)
+        grid.sync(rows("a", "b", "c"))
+        await pilot.pause()
+        fitted = grid.virtual_size
+        assert fitted.height == grid.scrollable_content_region.height
+        grid.sync(rows("a", "b", "c", "d", "e"))
+        await pilot.pause()
+        assert grid.virtual_size == fitted
+        grid.sync(rows(*[f"row{n:02d}" for n in range(40)]))
+        await pilot.pause()
+        assert grid.virtual_size.height == 41  # header + rows: now it scrolls
