@@ -196,7 +196,7 @@ class LiveTable(ScrollView, can_focus=True):
         if size != self.virtual_size:
             self.virtual_size = size
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         """Keep the virtual height at least the new viewport's."""
         self._set_virtual_size()
 
