@@ -71,31 +71,24 @@ class LiveTable(ScrollView, can_focus=True):
         Binding("enter", "select_cursor", "select", show=False, tooltip="Choose the row"),
     ]
 
-    class RowHighlighted(Message):
+    class RowMessage(Message):
+        """Something happened to the row ``key``."""
+
+        def __init__(self, table: LiveTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> LiveTable:
+            """The table that sent it (for ``@on(..., "#id")``)."""
+            return self.table
+
+    class RowHighlighted(RowMessage):
         """The cursor moved to the row ``key``."""
 
-        def __init__(self, table: LiveTable, key: str) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> LiveTable:
-            """The table that sent it (for ``@on(..., "#id")``)."""
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(RowMessage):
         """Enter (or a click on the cursor row) on the row ``key``."""
-
-        def __init__(self, table: LiveTable, key: str) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> LiveTable:
-            """The table that sent it (for ``@on(..., "#id")``)."""
-            return self.table
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

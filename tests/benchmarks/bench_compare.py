@@ -108,6 +108,7 @@ def rows(res: Results, plan: Plan) -> list[Row]:
         Row("2 workers tasks/s", g("overhead console"), "by hand", g("overhead by hand"), ".0f",
             ">= 0.97x", None if not g("overhead by hand").values else
             g("overhead console").median >= 0.97 * g("overhead by hand").median),
+        Row("console CPU % of a core then", g("overhead console cpu"), "", None, ".1f"),
     ]  # fmt: skip
     return out
 

@@ -30,9 +30,9 @@ class Plan:
     rates: tuple[int, ...] = (1_000, 2_500, 5_000)
     soak_tasks: int = 1_000_000
     startup_runs: int = 3
-    restart_runs: int = 3
+    restart_runs: int = 5
     overhead_runs: int = 4
-    overhead_tasks: int = 5_000
+    overhead_tasks: int = 8_000
 
 
 @dataclass
@@ -89,6 +89,9 @@ def idle(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results)
     for tool in (flower, events, console):
         tool.stop()
 
+
+SOAK_RATE = 7_500
+"""Tasks/s of the replays that take the console on to 1,000,000 tasks (only its RSS is kept)."""
 
 CATCH_UP_LIMIT = 4.0
 """Seconds a consumer gets after a replay's end to catch up; beyond it the lag is NaN."""
@@ -237,10 +240,10 @@ def load(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results)
         if consumer is not None:
             remaining = plan.soak_tasks - tasks_total
             if remaining > 0:
-                say(f"load: {remaining:,} more tasks to the console at 5,000/s")
+                say(f"load: {remaining:,} more tasks to the console at {SOAK_RATE:,}/s")
                 while remaining > 0:  # in 30 s replays, so the publisher's memory stays bounded
                     tasks = min(remaining, 150_000)
-                    _replay(launcher, consumer, db, 5_000, tasks / 5_000)
+                    _replay(launcher, consumer, db, SOAK_RATE, tasks / SOAK_RATE)
                     tasks_total += tasks
                     remaining -= tasks
             out.add("load soak tasks", tasks_total)

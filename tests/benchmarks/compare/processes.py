@@ -17,7 +17,7 @@ from celery import Celery
 
 from tests.benchmarks.compare.benchapp import APP_PATH, QUEUES, TICKS_KEY, make_app
 from tests.benchmarks.compare.monitoring import Plan, Results, say
-from tests.benchmarks.compare.procs import BIN, ROOT, ClaimedDb, Launcher, wait_until
+from tests.benchmarks.compare.procs import BIN, ROOT, ClaimedDb, Launcher, cpu_seconds, wait_until
 from tests.benchmarks.compare.tools import ConsoleUnderTest, start_workers, worker_command
 
 _apps: dict[str, Celery] = {}
@@ -185,12 +185,19 @@ def _steady_throughput(
     total: int,
     nodes: list[str],
     ready: Callable[[], bool] = lambda: True,
-) -> float:
-    """Once ``nodes`` answer pings and ``ready()`` holds, queue ``total`` tasks; tasks/s."""
+    watch: int | None = None,
+) -> tuple[float, float]:
+    """Once ``nodes`` answer pings and ``ready()`` holds, queue ``total`` tasks.
+
+    Returns tasks/s, and the CPU % of a core process ``watch`` used meanwhile (0 without one).
+    """
     wait_until(lambda: all(ping(db.url, n) for n in nodes), 90, "every worker answering")
     wait_until(ready, 60, "the console's first full frame")
+    cpu0, began = (cpu_seconds(watch) if watch else 0.0), time.monotonic()
     fill_queue(db, template, total)
-    return _throughput(db, total)
+    rate = _throughput(db, total)
+    used = (cpu_seconds(watch) - cpu0) if watch else 0.0
+    return rate, 100 * used / (time.monotonic() - began)
 
 
 def overhead(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results) -> None:
@@ -213,13 +220,19 @@ def overhead(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resu
                     launcher, db.url, tmp / f"over{run}", workers=2, concurrency=2, expect=2
                 )
                 nodes = [f"cw-{n}@{host}" for n in (1, 2)]
-                took = _steady_throughput(
-                    db, template, plan.overhead_tasks, nodes, lambda c=console: c.first_frame() > 0
+                took, cpu = _steady_throughput(
+                    db,
+                    template,
+                    plan.overhead_tasks,
+                    nodes,
+                    lambda c=console: c.first_frame() > 0,
+                    watch=console.pid,
                 )
+                out.add("overhead console cpu", cpu)
                 console.stop()
             else:
                 procs, nodes = start_workers(launcher, db.url, tmp, 2, concurrency=2, prefix="ow")
-                took = _steady_throughput(db, template, plan.overhead_tasks, nodes)
+                took, _ = _steady_throughput(db, template, plan.overhead_tasks, nodes)
                 for proc in procs:
                     launcher.stop(proc, grace=10)
             out.add(f"overhead {mode}", took)
