@@ -96,8 +96,9 @@ class LiveTable(ScrollView, can_focus=True):
         self._rows: list[LiveRow] = []
         self._index: dict[str, int] = {}
         self._widths: tuple[int, ...] = ()
+        self._line_width = 0  # cells in a rendered line: the widths plus their padding
         self._gen = 0
-        self._styles: tuple[Style, Style, Style, Style] | None = None
+        self._styles: tuple[Style, ...] | None = None
         self._header: Strip | None = None
         self.cursor_row = 0
 
@@ -175,6 +176,7 @@ class LiveTable(ScrollView, can_focus=True):
         widths = self._measure()
         if widths != self._widths:
             self._widths = widths
+            self._line_width = sum(widths) + 2 * PAD * len(widths)
             self._gen += 1
             self._header = None
         self._set_virtual_size()
@@ -183,9 +185,8 @@ class LiveTable(ScrollView, can_focus=True):
     def _set_virtual_size(self) -> None:
         # A new virtual size costs a layout pass of the whole screen. While the rows fit, the
         # height stays the viewport's, so rows coming and going are only repaints.
-        width = sum(self._widths) + 2 * PAD * len(self._widths)
         height = max(len(self._rows) + 1, self.scrollable_content_region.height)
-        size = Size(width, height)
+        size = Size(self._line_width, height)
         if size != self.virtual_size:
             self.virtual_size = size
 
@@ -269,12 +270,10 @@ class LiveTable(ScrollView, can_focus=True):
     def render_lines(self, crop: Region) -> list[Strip]:
         """Work out this frame's styles once, then render the lines."""
         base = self.rich_style
-        styles = (
-            base,
-            base + self.get_component_rich_style("table--header"),
-            self.get_component_rich_style("table--cursor"),
-            self.get_component_rich_style("table--cursor-blur"),
-        )
+        cursor = self.get_component_rich_style("table--cursor")
+        blur = self.get_component_rich_style("table--cursor-blur")
+        header = base + self.get_component_rich_style("table--header")
+        styles = (base, header, cursor, blur, base + cursor, base + blur)
         if styles != self._styles:
             self._styles = styles
             self._gen += 1
@@ -284,7 +283,7 @@ class LiveTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         """Line ``y`` of the view: the header, a row, or blank."""
         assert self._styles is not None
-        base, header_style, cursor_style, blur_style = self._styles
+        base, header_style, cursor_style, blur_style, cursor_fill, blur_fill = self._styles
         width = self.scrollable_content_region.width
         left = round(self.scroll_offset.x)
         if y == 0:
@@ -295,12 +294,14 @@ class LiveTable(ScrollView, can_focus=True):
         if index >= len(self._rows):
             return Strip.blank(width, base)
         row = self._rows[index]
-        mode = "" if index != self.cursor_row else ("f" if self.has_focus else "b")
-        fill = {"": base, "f": base + cursor_style, "b": base + blur_style}[mode]
+        mode, over, fill = "", None, base
+        if index == self.cursor_row:
+            focused = self.has_focus
+            mode = "f" if focused else "b"
+            over, fill = (cursor_style, cursor_fill) if focused else (blur_style, blur_fill)
         if row.strip is None or row.strip_gen != self._gen or row.mode != mode:
             strip = self._line(row.cells, base)
-            if mode:  # the cursor's colours win over the cells' own
-                over = cursor_style if mode == "f" else blur_style
+            if over is not None:  # the cursor's colours win over the cells' own
                 strip = Strip(Segment.apply_style(list(strip), post_style=over), strip.cell_length)
             row.strip, row.strip_gen, row.mode = strip, self._gen, mode
         return row.strip.crop_extend(left, left + width, fill)
@@ -323,4 +324,4 @@ class LiveTable(ScrollView, can_focus=True):
                 segments.extend(Segment.apply_style(cell.render(console, ""), style))
                 used = cell.cell_len
             segments.append(Segment(" " * (width - used + PAD), style))
-        return Strip(segments, sum(self._widths) + 2 * PAD * len(self._widths))
+        return Strip(segments, self._line_width)
