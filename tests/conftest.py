@@ -13,16 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-REDIS_HOST = os.environ.get("SC_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("SC_TEST_REDIS_PORT", "6379"))
+from tests.redis_claim import REDIS_HOST, REDIS_PORT, ClaimedDb, claim_empty_db
+
 RABBIT_HOST = os.environ.get("SC_TEST_RABBIT_HOST", "127.0.0.1")
-CLAIM_KEY = "sentry-console:test-claim"
-
-
-def _db_range() -> list[int]:
-    """Databases tests may claim, from SC_TEST_REDIS_DBS ("lo-hi"), default 1-15."""
-    lo, _, hi = os.environ.get("SC_TEST_REDIS_DBS", "1-15").partition("-")
-    return list(range(int(lo), int(hi or lo) + 1))
 
 
 def _in_ci() -> bool:
@@ -81,16 +74,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 def redis_db(redis_server: tuple[str, int]) -> Iterator[int]:
     """Claim an empty Redis database for this test; delete everything in it afterwards."""
     host, port = redis_server
-    token = uuid.uuid4().hex
-    claimed: redis.Redis | None = None
-    db = -1
+    claimed: ClaimedDb | None = None
     try:
-        for candidate in _db_range():
-            client = redis.Redis(host=host, port=port, db=candidate)
-            if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=1800):
-                claimed, db = client, candidate
-                break
-            client.close()
+        claimed = claim_empty_db(host, port, ttl=1800)
     except redis.ConnectionError as exc:
         if _in_ci():
             raise
@@ -98,13 +84,9 @@ def redis_db(redis_server: tuple[str, int]) -> Iterator[int]:
     if claimed is None:
         pytest.fail("no free Redis database to claim for this test")
     try:
-        yield db
+        yield claimed.db
     finally:
-        for key in claimed.scan_iter(count=1000):
-            if key != CLAIM_KEY.encode():
-                claimed.delete(key)
-        claimed.delete(CLAIM_KEY)
-        claimed.close()
+        claimed.release()
 
 
 @pytest.fixture

@@ -24,8 +24,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 from tests.benchmarks.compare import monitoring, processes
 from tests.benchmarks.compare.monitoring import Plan, Results, say
-from tests.benchmarks.compare.procs import ROOT, Launcher, claimed_db
+from tests.benchmarks.compare.procs import ROOT, Launcher
 from tests.benchmarks.compare.report import Row, Stat, render
+from tests.redis_claim import claimed_db
 
 SCENARIOS = {
     "idle": monitoring.idle,

@@ -9,30 +9,17 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from console.broker.depth import RedisDepthProbe, redis_queue_keys
 from console.broker.urls import parse_broker_url
-from tests.conftest import CLAIM_KEY, REDIS_HOST, REDIS_PORT, _db_range
+from tests.redis_claim import claimed_db
 
 QUEUES = 1000
 RUNS = 5
-
-
-def claim_db(token: str) -> tuple[redis.Redis, int]:
-    """Claim an empty database, as the redis_db fixture does."""
-    for candidate in _db_range():
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=candidate)
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=1800):
-            return client, candidate
-        client.close()
-    raise SystemExit("no free Redis database to claim")
 
 
 def median_time(func: Callable[[], int]) -> tuple[float, int]:
@@ -47,8 +34,8 @@ def median_time(func: Callable[[], int]) -> tuple[float, int]:
 
 def main() -> None:
     """Seed, time both ways, print the table, clean up."""
-    client, db = claim_db(uuid.uuid4().hex)
-    try:
+    with claimed_db(ttl=1800) as claim:
+        client, db = claim.client, claim.db
         names = [f"bench-{i:04d}" for i in range(QUEUES)]
         keys = [key for name in names for key in redis_queue_keys(name)]
         pipe = client.pipeline(transaction=False)
@@ -57,7 +44,7 @@ def main() -> None:
         pipe.execute()
         expected = sum(1 + index % 3 for index in range(len(keys)))
 
-        probe = RedisDepthProbe(parse_broker_url(f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"))
+        probe = RedisDepthProbe(parse_broker_url(claim.url))
 
         def pipelined() -> int:
             return sum(d.ready or 0 for d in probe.poll(names).values())
@@ -90,12 +77,6 @@ def main() -> None:
         for label, seconds, trips in rows:
             print(f"{label:<18} {seconds * 1000:>10.1f} {trips:>12}")
         print(f"speed-up: {old_time / new_time:.1f}x, round trips: {old_trips // RUNS}:1")
-    finally:
-        for key in client.scan_iter(count=1000):
-            if key != CLAIM_KEY.encode():
-                client.delete(key)
-        client.delete(CLAIM_KEY)
-        client.close()
 
 
 if __name__ == "__main__":

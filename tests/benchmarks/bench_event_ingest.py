@@ -27,21 +27,11 @@ import redis
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
+from tests.redis_claim import claimed_db
+
 HOST, PORT = "127.0.0.1", 6379
-CLAIM_KEY = "sentry-console:test-claim"
 WORKERS = [f"bench-{n}@host" for n in range(4)]
 ARGS = repr(({"event_id": "0" * 32, "project": "default", "level": "error", "n": 1},))
-
-
-def claim_db() -> tuple[redis.Redis, int, str]:
-    """Claim an empty Redis database the way the test fixtures do."""
-    token = uuid.uuid4().hex
-    for db in range(1, 16):
-        client = redis.Redis(host=HOST, port=PORT, db=db)
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=3600):
-            return client, db, token
-        client.close()
-    raise SystemExit("no free Redis database to claim")
 
 
 def envelope(event: dict[str, Any], routing_key: str, n: int) -> bytes:
@@ -179,20 +169,14 @@ def main() -> None:
     parser.add_argument("--only", choices=["console", "celery-state"], default=None)
     opts = parser.parse_args()
     events = opts.events // 3 * 3
-    client, db, token = claim_db()
-    try:
+    with claimed_db(HOST, PORT) as claim:
+        client, db = claim.client, claim.db
         rows = []
         for kind in ("console", "celery-state"):
             if opts.only and kind != opts.only:
                 continue
             print(f"replaying {events:,} events at {opts.rate * 3:,}/s to {kind} ...", flush=True)
             rows.append(run_one(kind, client, db, events, opts.rate))
-    finally:
-        for key in client.scan_iter(count=1000):
-            if key != CLAIM_KEY.encode():
-                client.delete(key)
-        if client.get(CLAIM_KEY) == token.encode():
-            client.delete(CLAIM_KEY)
     print(f"\n{events:,} events ({events // 3:,} tasks) at {opts.rate:,} tasks/s, "
           f"Redis pub/sub, {os.cpu_count()} cores")  # fmt: skip
     head = f"{'consumer':<14}{'seen/sent':>12}{'lag s':>8}{'cpu s':>8}{'events/cpu-s':>14}"

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from console.programs import console_command, worker_program
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessState, ProgramConfig, Supervisor
-from tests.conftest import CLAIM_KEY, REDIS_HOST, REDIS_PORT, _db_range
+from tests.redis_claim import claimed_db
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_PATH = "tests.benchmarks.supervision_app:app"
@@ -90,29 +90,6 @@ class Bench:
             PYTHONUNBUFFERED="1",
         )
         return env
-
-
-@contextlib.contextmanager
-def claimed_db() -> Iterator[tuple[redis.Redis, int]]:
-    """Claim an empty database as the redis_db fixture does; empty it and release it after."""
-    token = uuid.uuid4().hex
-    client: redis.Redis | None = None
-    for candidate in _db_range():
-        probe = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=candidate)
-        if probe.dbsize() == 0 and probe.set(CLAIM_KEY, token, nx=True, ex=1800):
-            client = probe
-            break
-        probe.close()
-    if client is None:
-        raise SystemExit("no free Redis database to claim")
-    try:
-        yield client, candidate
-    finally:
-        for key in client.scan_iter(count=1000):
-            if key != CLAIM_KEY.encode():
-                client.delete(key)
-        client.delete(CLAIM_KEY)
-        client.close()
 
 
 def fill_queue(bench: Bench, depth: int) -> None:
@@ -427,10 +404,11 @@ def main() -> None:
         idle_child(args.idle_child, bench)
         return
     token = uuid.uuid4().hex
-    with claimed_db() as (client, db), tempfile.TemporaryDirectory() as scratch:
+    with claimed_db(ttl=1800) as claim, tempfile.TemporaryDirectory() as scratch:
+        db = claim.db
         bench = Bench(
-            client,
-            f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}",
+            claim.client,
+            claim.url,
             f"bench-supervision-{token[:8]}",
             token,
             Path(scratch),
@@ -438,7 +416,7 @@ def main() -> None:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"Redis db {db}, {psutil.cpu_count()} CPUs, load average {load}", flush=True)
         results = throughput(bench)
-        client.delete(bench.queue)
+        bench.client.delete(bench.queue)
         idle = {"supervisor": idle_cpu("supervisor", bench)}
         if not args.skip_runtime:
             idle["runtime"] = idle_cpu("runtime", bench)

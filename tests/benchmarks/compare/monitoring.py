@@ -14,9 +14,10 @@ from pathlib import Path
 import psutil
 
 from tests.benchmarks.bench_event_ingest import publish
-from tests.benchmarks.compare.procs import ClaimedDb, Launcher, cpu_seconds, rss_mb, wait_until
+from tests.benchmarks.compare.procs import Launcher, cpu_seconds, rss_mb, wait_until
 from tests.benchmarks.compare.report import Stat
 from tests.benchmarks.compare.tools import CeleryEvents, ConsoleUnderTest, Flower, start_workers
+from tests.redis_claim import ClaimedDb
 
 
 @dataclass

@@ -17,8 +17,9 @@ from celery import Celery
 
 from tests.benchmarks.compare.benchapp import APP_PATH, QUEUES, TICKS_KEY, make_app
 from tests.benchmarks.compare.monitoring import Plan, Results, say
-from tests.benchmarks.compare.procs import BIN, ROOT, ClaimedDb, Launcher, cpu_seconds, wait_until
+from tests.benchmarks.compare.procs import BIN, ROOT, Launcher, cpu_seconds, wait_until
 from tests.benchmarks.compare.tools import ConsoleUnderTest, start_workers, worker_command
+from tests.redis_claim import ClaimedDb
 
 _apps: dict[str, Celery] = {}
 

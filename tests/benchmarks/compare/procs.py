@@ -13,19 +13,15 @@ import sys
 import termios
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil
-import redis
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 HOST, PORT = "127.0.0.1", 6379
-CLAIM_KEY = "sentry-console:test-claim"
 TERM_SIZE = (40, 140)  # rows, cols
 
 
@@ -160,50 +156,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class ClaimedDb:
-    """An empty Redis database claimed the way the test fixtures do, emptied on release."""
-
-    client: redis.Redis
-    db: int
-    token: str
-
-    @property
-    def url(self) -> str:
-        """The broker URL of this database."""
-        return f"redis://{HOST}:{PORT}/{self.db}"
-
-    def clear(self) -> None:
-        """Delete every key but the claim."""
-        for key in self.client.scan_iter(count=1000):
-            if key != CLAIM_KEY.encode():
-                self.client.delete(key)
-
-    def release(self) -> None:
-        """Delete everything created here, the claim last."""
-        self.clear()
-        if self.client.get(CLAIM_KEY) == self.token.encode():
-            self.client.delete(CLAIM_KEY)
-        self.client.close()
-
-
-@contextlib.contextmanager
-def claimed_db() -> Iterator[ClaimedDb]:
-    """Claim an empty database >= 1 of the machine's Redis for the duration."""
-    token = uuid.uuid4().hex
-    for db in range(1, 16):
-        client = redis.Redis(host=HOST, port=PORT, db=db)
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=3600):
-            claim = ClaimedDb(client, db, token)
-            try:
-                yield claim
-            finally:
-                claim.release()
-            return
-        client.close()
-    raise SystemExit("no free Redis database to claim")
 
 
 def cpu_seconds(pid: int) -> float:
