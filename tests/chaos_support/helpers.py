@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +120,42 @@ class DriverProcess:
         self.proc.wait(10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+@contextlib.contextmanager
+def supervised_workers(
+    broker_url: str,
+    state_dir: Path,
+    unique: str,
+    group: Any,
+    monkeypatch: Any,
+    **env: str,
+) -> Iterator[Any]:
+    """A started ConsoleRuntime supervising ``group`` (no cron) for the Sentry workers app.
+
+    The queues carry the test's ``unique`` suffix and the event store lives in ``state_dir``;
+    ``env`` adds more variables. At the end the runtime shuts down and any process group it
+    left is killed.
+    """
+    from console.runtime import ConsoleRuntime
+    from console.settings import Settings
+    from console.supervision import Supervisor
+    from workers.app import make_app
+
+    monkeypatch.setenv("SENTRY_QUEUE_SUFFIX", f"-{unique}")
+    monkeypatch.setenv("SENTRY_EVENT_STORE", str(state_dir / "events.sqlite3"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SENTRY_BROKER_URL", broker_url)
+    settings = Settings(
+        broker=None, broker_source="test", state_dir=state_dir, worker_groups=(group,), cron=False
+    ).with_broker(broker_url, "test")
+    app = make_app(os.environ)  # a fresh app: the module-level one may carry another suffix
+    runtime = ConsoleRuntime(settings, app, Supervisor(tick_interval=0.05))
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        groups = [s.pgid for s in runtime.supervisor.snapshot() if s.pgid]
+        runtime.shutdown()
+        kill_groups(groups)

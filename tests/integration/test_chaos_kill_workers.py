@@ -7,7 +7,6 @@ the Redis transport, not of the console. RabbitMQ returns a dead consumer's unac
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -19,10 +18,9 @@ import pytest
 
 from console.eventgen import send_events
 from console.runtime import ConsoleRuntime
-from console.settings import Settings, WorkerGroup
-from console.supervision import ProcessSnapshot, ProcessState, Supervisor
-from tests.chaos_support.helpers import kill_groups, store_count, wait_until
-from workers.app import make_app
+from console.settings import WorkerGroup
+from console.supervision import ProcessSnapshot, ProcessState
+from tests.chaos_support.helpers import store_count, supervised_workers, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -36,24 +34,9 @@ def runtime(
     rabbitmq_url: str, state_dir: Path, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ConsoleRuntime]:
     """A console runtime with two Celery workers (concurrency 2) on the test's RabbitMQ vhost."""
-    broker_url = rabbitmq_url
-    monkeypatch.setenv("SENTRY_QUEUE_SUFFIX", f"-{unique}")
-    monkeypatch.setenv("SENTRY_EVENT_STORE", str(state_dir / "events.sqlite3"))
-    monkeypatch.setenv("SENTRY_BROKER_URL", broker_url)
     group = WorkerGroup(processes=2, concurrency=2, hostname=f"k{unique}-{{n}}@%h")
-    settings = Settings(
-        broker=None, broker_source="test", state_dir=state_dir, worker_groups=(group,), cron=False
-    ).with_broker(broker_url, "test")
-    app = make_app(os.environ)  # a fresh app: the module-level one may carry another suffix
-    rt = ConsoleRuntime(settings, app, Supervisor(tick_interval=0.05))
-    groups: set[int] = set()
-    rt.start()
-    try:
+    with supervised_workers(rabbitmq_url, state_dir, unique, group, monkeypatch) as rt:
         yield rt
-    finally:
-        groups.update(s.pgid for s in rt.supervisor.snapshot() if s.pgid)
-        rt.shutdown()
-        kill_groups(sorted(groups))
 
 
 def snapshots(rt: ConsoleRuntime) -> dict[str, ProcessSnapshot]:

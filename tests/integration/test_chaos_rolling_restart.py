@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -14,10 +13,9 @@ import pytest
 from console.appref import app_queue_names
 from console.eventgen import send_events
 from console.runtime import ConsoleRuntime
-from console.settings import Settings, WorkerGroup
-from console.supervision import ProcessState, Supervisor
-from tests.chaos_support.helpers import kill_groups, store_count, wait_until
-from workers.app import make_app
+from console.settings import WorkerGroup
+from console.supervision import ProcessState
+from tests.chaos_support.helpers import store_count, supervised_workers, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -31,23 +29,11 @@ def runtime(
     redis_url: str, state_dir: Path, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ConsoleRuntime]:
     """A console runtime with two Celery workers on the test's Redis db, no cron."""
-    monkeypatch.setenv("SENTRY_QUEUE_SUFFIX", f"-{unique}")
-    monkeypatch.setenv("SENTRY_EVENT_STORE", str(state_dir / "events.sqlite3"))
-    monkeypatch.setenv("SENTRY_VISIBILITY_TIMEOUT", "10")
-    monkeypatch.setenv("SENTRY_BROKER_URL", redis_url)
     group = WorkerGroup(processes=2, concurrency=1, hostname=f"r{unique}-{{n}}@%h")
-    settings = Settings(
-        broker=None, broker_source="test", state_dir=state_dir, worker_groups=(group,), cron=False
-    ).with_broker(redis_url, "test")
-    app = make_app(os.environ)  # a fresh app: the module-level one may carry another suffix
-    rt = ConsoleRuntime(settings, app, Supervisor(tick_interval=0.05))
-    rt.start()
-    try:
+    with supervised_workers(
+        redis_url, state_dir, unique, group, monkeypatch, SENTRY_VISIBILITY_TIMEOUT="10"
+    ) as rt:
         yield rt
-    finally:
-        groups = [s.pgid for s in rt.supervisor.snapshot() if s.pgid]
-        rt.shutdown()
-        kill_groups(groups)
 
 
 def consumed_queues(rt: ConsoleRuntime, nodes: list[str]) -> dict[str, set[str]]:
