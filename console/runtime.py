@@ -18,6 +18,7 @@ from typing import Any
 from celery import Celery
 from celery.utils.nodenames import default_nodename, host_format, nodesplit
 
+from console.actions import ActionResult
 from console.appref import app_queue_names, transport_options
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
 from console.broker.health import BrokerHealth, BrokerHealthProbe
@@ -193,34 +194,34 @@ class ConsoleRuntime:
         return self.supervisor.output(name, last)
 
     # actions (blocking; run them off the UI thread) ----------------------------------------
-    def restart(self, name: str) -> str:
+    def restart(self, name: str) -> ActionResult:
         """Restart one program."""
         self.supervisor.restart(name)
-        return f"restarting {name}"
+        return ActionResult.done(f"restarting {name}")
 
-    def stop(self, name: str) -> str:
+    def stop(self, name: str) -> ActionResult:
         """Stop one program (warm shutdown)."""
         self.supervisor.stop(name)
-        return f"stopping {name}"
+        return ActionResult.done(f"stopping {name}")
 
-    def start_program(self, name: str) -> str:
+    def start_program(self, name: str) -> ActionResult:
         """Start one program (also leaves FATAL)."""
         self.supervisor.start(name)
-        return f"starting {name}"
+        return ActionResult.done(f"starting {name}")
 
-    def toggle(self, name: str) -> str:
+    def toggle(self, name: str) -> ActionResult:
         """Stop a running program, or start a stopped one."""
         states = {p.name: p.state for p in self.supervisor.snapshot()}
         if states.get(name) in (ProcessState.RUNNING, ProcessState.STARTING, ProcessState.BACKOFF):
             return self.stop(name)
         return self.start_program(name)
 
-    def toggle_cron(self) -> str:
+    def toggle_cron(self) -> ActionResult:
         """Run or stop the cron process."""
         names = {p.name for p in self.supervisor.snapshot()}
         if CRON not in names:
             self.supervisor.add_program(cron_program(self.settings))
-            return "cron added"
+            return ActionResult.done("cron added")
         return self.toggle(CRON)
 
     def group(self, name: str | None = None) -> WorkerGroup:
@@ -229,19 +230,20 @@ class ConsoleRuntime:
             return self.settings.worker_groups[0]
         return self._groups[name]
 
-    def scale(self, delta: int, group_name: str | None = None) -> str:
+    def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
         """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
         group = self.group(group_name)
         count = self._counts[group.name] + delta
         if count < 0:
-            return f"{group.name}: already at 0 processes"
+            return ActionResult.refused(f"{group.name}: already at 0 processes")
         if count > self.settings.max_processes:
-            return f"{group.name}: limit is {self.settings.max_processes} processes"
+            limit = self.settings.max_processes
+            return ActionResult.refused(f"{group.name}: limit is {limit} processes")
         self._counts[group.name] = count
         self.supervisor.scale(group.name, count, lambda n: worker_program(self.settings, group, n))
-        return f"{group.name}: scaling to {count}"
+        return ActionResult.done(f"{group.name}: scaling to {count}")
 
-    def rolling_restart(self, group_name: str | None = None) -> str:
+    def rolling_restart(self, group_name: str | None = None) -> ActionResult:
         """Restart a group's workers one at a time, each replacement answering a ping first."""
         group = self.group(group_name)
         host = socket.gethostname()
@@ -257,37 +259,37 @@ class ConsoleRuntime:
                 return False
 
         self.supervisor.rolling_restart(group.name, ready)
-        return f"{group.name}: rolling restart done"
+        return ActionResult.done(f"{group.name}: rolling restart done")
 
     # operator actions on tasks, queues and pools (blocking; run them off the UI thread) ----
     def task(self, uuid: str) -> TaskInfo | None:
         """The detail of one task as the cluster monitor last saw it."""
         return self.monitor.task(uuid)
 
-    def revoke(self, uuid: str, terminate: bool = False) -> str:
+    def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
         """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
         from console.cluster import RemoteControlError
 
         try:
             self.control.revoke(uuid, terminate=terminate)
         except RemoteControlError as exc:
-            return f"refused: {exc}"
-        return f"{'terminated' if terminate else 'revoked'} {uuid[:8]}"
+            return ActionResult.failed(f"revoke of {uuid[:8]} failed: {exc}")
+        return ActionResult.done(f"{'terminated' if terminate else 'revoked'} {uuid[:8]}")
 
-    def purge(self, queue: str) -> str:
+    def purge(self, queue: str) -> ActionResult:
         """Delete every message waiting in one of the app's queues."""
         known = app_queue_names(self.app)
         if queue not in known:
-            return f"unknown queue {queue!r}"
+            return ActionResult.refused(f"unknown queue {queue!r}")
         try:
             with self.app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=5)
                 removed = conn.default_channel.queue_purge(queue) or 0
         except Exception as exc:
-            return f"refused: purge of {queue} failed: {type(exc).__name__}"
-        return f"purged {removed} messages from {queue}"
+            return ActionResult.failed(f"purge of {queue} failed: {type(exc).__name__}")
+        return ActionResult.done(f"purged {removed} messages from {queue}")
 
-    def pool(self, hostname: str, delta: int) -> str:
+    def pool(self, hostname: str, delta: int) -> ActionResult:
         """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
         from console.cluster import RemoteControlError
 
@@ -297,8 +299,9 @@ class ConsoleRuntime:
             else:
                 self.control.pool_shrink(hostname, -delta)
         except RemoteControlError as exc:
-            return f"refused: {exc}"
-        return f"{hostname}: pool {'grown' if delta > 0 else 'shrunk'} by {abs(delta)}"
+            return ActionResult.failed(f"{hostname}: {exc}")
+        verb = "grown" if delta > 0 else "shrunk"
+        return ActionResult.done(f"{hostname}: pool {verb} by {abs(delta)}")
 
     def shutdown_now(self) -> None:
         """Stop every child without waiting for tasks in flight (they return to their queue)."""
