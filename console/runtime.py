@@ -230,6 +230,10 @@ class ConsoleRuntime:
             return self.settings.worker_groups[0]
         return self._groups[name]
 
+    def group_size(self, name: str) -> int:
+        """How many processes a worker group is meant to have now."""
+        return self._counts[name]
+
     def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
         """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
         group = self.group(group_name)

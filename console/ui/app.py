@@ -13,6 +13,7 @@ from typing import Protocol
 from rich.text import Text
 from textual import on, work
 from textual.app import App
+from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Log, Static
@@ -66,6 +67,13 @@ class ConsoleSource(Protocol):
     def shutdown_now(self) -> None: ...
 
 
+ACTIONS = frozenset(
+    {"restart", "toggle_selected", "toggle_cron", "scale", "rolling_restart", "revoke"}
+    | {"terminate", "purge", "pool"}
+)
+"""Actions that change something: refused and hidden for a read-only client."""
+
+
 @dataclass
 class DashboardUpdated(Message):
     """A fresh poll result, with the log tail of the selected process."""
@@ -73,6 +81,12 @@ class DashboardUpdated(Message):
     data: DashboardData
     log_name: str | None
     log_lines: list[str]
+
+
+def changes(binding: Binding) -> bool:
+    """True when a binding runs an action that changes something (hidden when read-only)."""
+    name = binding.action.removeprefix("app.").removeprefix("screen.").partition("(")[0]
+    return name in ACTIONS or binding.id in ("detail_revoke", "detail_terminate")
 
 
 class ConsoleApp(App[None]):
@@ -95,6 +109,8 @@ class ConsoleApp(App[None]):
         self._log_lines: list[str] = []
         self._log_name: str | None = None
         self.last_data: DashboardData | None = None
+        self.detached = False
+        self.read_only = bool(getattr(source, "read_only", False))
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def on_mount(self) -> None:
@@ -148,7 +164,8 @@ class ConsoleApp(App[None]):
         self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
         self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
         if not self._stop.is_set():
-            self.dashboard.query_one(StatusBar).show(data, self.source.settings.broker_source)
+            bar = self.dashboard.query_one(StatusBar)
+            bar.show(data, self.source.settings.broker_source, self.attachment)
         self._show_log(message.log_name, message.log_lines)
 
     def _show_log(self, name: str | None, lines: list[str]) -> None:
@@ -175,11 +192,36 @@ class ConsoleApp(App[None]):
         """Failures of background work become a visible message instead of a crash."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
+            if getattr(error, "ends_session", False) and not self._stop.is_set():
+                self._stop.set()  # the server went away: nothing left to show
+                self.exit(return_code=1, message=f"sentry-console: {error}")
+                return
             self.notify(f"{type(error).__name__}: {error}", severity="error", timeout=8)
             if event.worker.group == "poll" and not self._stop.is_set():
                 self.set_timer(2.0, self.poll_loop)
 
     # actions -----------------------------------------------------------------------------
+    @property
+    def attachment(self) -> str | None:
+        """'attached · server pid …' when the source is a supervisor server, else None."""
+        return getattr(self.source, "attachment", None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide what does not apply: actions for a read-only client, detach in-process."""
+        if self.read_only and action in ACTIONS:
+            return False
+        if action == "detach":
+            return self.attachment is not None
+        return True
+
+    def action_detach(self) -> None:
+        """Leave every program running under the server and close this screen."""
+        if self.attachment is None or self._stop.is_set():
+            return
+        self._stop.set()
+        self.detached = True
+        self.exit()
+
     def _selected_process(self) -> str | None:
         return self.dashboard.query_one(ProcessTable).selected_key()
 
@@ -242,7 +284,12 @@ class ConsoleApp(App[None]):
 
     def action_help(self) -> None:
         """List every key."""
-        self.push_screen(HelpScreen(binding_sections()))
+        sections = binding_sections()
+        if self.read_only:
+            sections = [(where, [b for b in keys if not changes(b)]) for where, keys in sections]
+        if self.attachment is None:
+            sections = [(w, [b for b in keys if b.id != "detach"]) for w, keys in sections]
+        self.push_screen(HelpScreen(sections))
 
     @on(LiveTable.RowSelected, "#tasks")
     def task_selected(self) -> None:
@@ -266,6 +313,9 @@ class ConsoleApp(App[None]):
 
     def confirm_revoke(self, uuid: str, terminate: bool) -> None:
         """Ask, then revoke a task (``terminate`` also kills it where it runs)."""
+        if self.read_only:
+            self.notify("read-only: actions are disabled", severity="warning")
+            return
         verb = "Terminate (revoke and kill)" if terminate else "Revoke"
 
         def answered(yes: bool | None) -> None:
@@ -331,8 +381,9 @@ class ConsoleApp(App[None]):
         self.push_screen(QuitScreen(running), answered)
 
     def leave(self) -> None:
-        """Stop polling and exit at once (the children are being stopped elsewhere)."""
+        """Stop polling and exit at once (the terminal is gone: detach, the programs go on)."""
         self._stop.set()
+        self.detached = self.attachment is not None
         self.exit()
 
     def stop_everything(self, wait: bool = True) -> None:

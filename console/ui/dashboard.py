@@ -62,6 +62,7 @@ class DashboardScreen(Screen[None]):
         Binding(
             "question_mark", "app.help", "help", id="help", key_display="?", tooltip="Every key"
         ),
+        Binding("d", "app.detach", "detach", id="detach", tooltip="Leave everything running"),
         Binding("q", "app.quit_console", "quit", id="quit", tooltip="Stop every process, quit"),
     ]
 

@@ -30,7 +30,7 @@ class Part:
     rank: int
 
 
-def status_parts(data: DashboardData, source: str) -> list[Part]:
+def status_parts(data: DashboardData, source: str, attachment: str | None = None) -> list[Part]:
     """Every piece the status bar could show, in display order."""
     health = data.broker
     style = {"connected": "bold green", "connecting": "bold yellow"}.get(health.state, "bold red")
@@ -57,6 +57,8 @@ def status_parts(data: DashboardData, source: str) -> list[Part]:
     queued = sum(q.ready or 0 for q in data.queues)
     parts.append(Part(Text.assemble(("queued ", "dim"), str(queued)), 5))
     parts.append(Part(Text.assemble(("events ", "dim"), str(data.events_received)), 0))
+    if attachment:
+        parts.append(Part(Text.assemble(("│ ", "dim"), (attachment, "cyan")), 3))
     return parts
 
 
@@ -81,9 +83,9 @@ class StatusBar(Static):
         self._message: Text | None = None
         self._last: Text | None = None
 
-    def show(self, data: DashboardData, source: str) -> None:
+    def show(self, data: DashboardData, source: str, attachment: str | None = None) -> None:
         """Show a fresh poll result."""
-        self._parts = status_parts(data, source)
+        self._parts = status_parts(data, source, attachment)
         self._refit()
 
     def say(self, message: Text) -> None:
