@@ -65,6 +65,7 @@ class Connection:
         self.read_only = False
         self.subscribed = False
         self.closed = threading.Event()
+        self._finishing = False
         self._outbox: deque[bytes] = deque()
         self._data: bytes | None = None
         self._ready = threading.Condition()
@@ -90,6 +91,12 @@ class Connection:
             self._data = line
             self._ready.notify()
 
+    def finish(self) -> None:
+        """Close once everything queued so far has been sent."""
+        with self._ready:
+            self._finishing = True
+            self._ready.notify()
+
     def close(self) -> None:
         """Drop the client (its programs are untouched)."""
         if self.closed.is_set():
@@ -106,15 +113,20 @@ class Connection:
         try:
             while not self.closed.is_set():
                 with self._ready:
-                    while not (self._outbox or self._data) and not self.closed.is_set():
+                    while not (self._outbox or self._data or self._finishing):
+                        if self.closed.is_set():
+                            return
                         self._ready.wait()
                     batch = list(self._outbox)
+                    last = self._finishing
                     self._outbox.clear()
                     if self._data is not None:
                         batch.append(self._data)
                         self._data = None
                 if batch:
                     self.sock.sendall(b"".join(batch))
+                if last:
+                    return
         except OSError:
             pass
         finally:
@@ -135,11 +147,11 @@ class Connection:
                     self.send({"type": "error", "message": str(exc)})
                     continue
                 if not self.server.handle(self, message):
-                    break
+                    self.finish()
+                    return
         except OSError:
             pass
-        finally:
-            self.close()
+        self.close()
 
 
 class SupervisorServer:
@@ -170,6 +182,7 @@ class SupervisorServer:
     # socket -------------------------------------------------------------------------------
     def listen(self) -> None:
         """Bind the private socket, replacing a stale one (the caller holds the state lock)."""
+        ensure_private_dir(self.settings.state_dir)
         if self.path.parent != Path(os.path.abspath(self.settings.state_dir)):
             ensure_private_dir(self.path.parent)
         with contextlib.suppress(FileNotFoundError):
