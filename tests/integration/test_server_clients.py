@@ -143,7 +143,7 @@ def test_a_client_of_another_uid_is_refused(redis_url: str) -> None:
         "    s.connect(sys.argv[1])\n"
         "except OSError as e:\n"
         "    print('denied', e.errno); sys.exit(0)\n"
-        "s.sendall(b'{\"op\":\"hello\",\"id\":1,\"version\":1}\\n')\n"
+        's.sendall(b\'{"op":"hello","id":1,"version":1}\\n\')\n'
         "print(s.makefile('rb').readline().decode().strip())\n"
     )
     top = Path(tempfile.mkdtemp(prefix="sc-uid-", dir="/tmp"))  # ancestors nobody can search
