@@ -40,6 +40,8 @@ STARTUP_WINDOW = 3.0
 STARTUP_POLL = 0.25
 FOLLOW_EVERY = 0.2
 """Seconds between looks at a followed program's output."""
+MAX_QUEUED = 10_000
+"""Replies and followed lines queued for one client before it counts as stuck."""
 SEND_TIMEOUT = 5.0
 """A client that takes no bytes for this long is dropped."""
 
@@ -80,9 +82,13 @@ class Connection:
         self.send_raw(encode(message))
 
     def send_raw(self, line: bytes) -> None:
-        """Queue an encoded message."""
+        """Queue an encoded message (a client that stopped reading is dropped)."""
         with self._ready:
-            self._outbox.append(line)
+            if len(self._outbox) >= MAX_QUEUED:
+                self._finishing = True
+                log.warning("dropped a client that stopped reading")
+            else:
+                self._outbox.append(line)
             self._ready.notify()
 
     def push_data(self, line: bytes) -> None:
@@ -109,7 +115,9 @@ class Connection:
         self.server.forget(self)
 
     def _write_loop(self) -> None:
-        self.sock.settimeout(SEND_TIMEOUT)
+        # A send timeout only (a socket timeout would also end an idle client's reads).
+        seconds = struct.pack("ll", int(SEND_TIMEOUT), 0)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, seconds)
         try:
             while not self.closed.is_set():
                 with self._ready:
