@@ -179,9 +179,10 @@ class ServerClient:
 
 
 def attachment_line(hello: dict[str, Any]) -> str:
-    """'attached · server pid 4242 · up since 10:02' for the status bar."""
-    since = datetime.fromtimestamp(float(hello.get("started_at", 0))).strftime("%H:%M")
-    return f"attached · server {hello.get('pid')} · up since {since}"
+    """'attached: server 4242 since 10:02' (or since the date, after a day) for the status bar."""
+    started = datetime.fromtimestamp(float(hello.get("started_at", 0)))
+    fmt = "%H:%M" if time.time() - started.timestamp() < 20 * 3600 else "%Y-%m-%d %H:%M"
+    return f"attached: server {hello.get('pid')} since {started.strftime(fmt)}"
 
 
 class RemoteSource:

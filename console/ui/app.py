@@ -172,7 +172,9 @@ class ConsoleApp(App[None]):
         log = self.dashboard.query_one("#log", Log)
         more = appended(self._log_lines, lines) if name == self._log_name else None
         if name != self._log_name:
-            title = f"output of {name or '-'} (l: full screen)"
+            title = Text(f"output of {name or '-'} (l: full screen)")
+            if self.attachment:
+                title.append(f"   {self.attachment} (d: detach)", "cyan")
             self.dashboard.query_one("#logtitle", Static).update(title)
         self._log_name, self._log_lines = name, lines
         if more is None:

@@ -215,6 +215,8 @@ class DemoSource:
         self.scenario = scenario
         self.settings = Settings(broker=None, broker_source="demo", state_dir=Path("/nonexistent"))
         self.actions: list[str] = []
+        self.attachment: str | None = "attached: server 4242 since 09:12"
+        self.server_pid = 4242
 
     def poll(self) -> DashboardData:
         """The scenario's frozen data."""
@@ -276,3 +278,7 @@ class DemoSource:
     def shutdown_now(self) -> None:
         """Nothing to stop."""
         self.actions.append("shutdown now")
+
+    def detach(self) -> None:
+        """Nothing to leave."""
+        self.actions.append("detach")

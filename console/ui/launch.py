@@ -47,12 +47,18 @@ def run_console(
         done.set()
         client.close()
     if console.detached:
-        click.echo(
-            f"detached: server pid {source.server_pid} keeps every program running; "
-            "run sentry-console again to re-attach (sentry-console ctl --help to script it)"
-        )
+        click.echo(detach_message(source.server_pid))
     if console.return_code:
         sys.exit(console.return_code)
+
+
+def detach_message(server_pid: int) -> str:
+    """What the terminal says after ``d``: who keeps the programs, and how to come back."""
+    return (
+        f"detached: server pid {server_pid} keeps every program running.\n"
+        "  re-attach:  sentry-console    (same configuration)\n"
+        "  script it:  sentry-console ctl status | tail -f NAME | shutdown"
+    )
 
 
 def install_detach_on_signals(console: Any, main_done: Event) -> None:

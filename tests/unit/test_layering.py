@@ -19,6 +19,11 @@ CORE = [
     "console.cluster",
     "console.runtime",
     "console.cli",
+    "console.server.server",
+    "console.server.lifecycle",
+    "console.server.client",
+    "console.server.notify",
+    "console.cli_server",
 ]
 
 
