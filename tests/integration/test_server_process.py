@@ -273,3 +273,62 @@ def test_serve_speaks_systemds_notify_protocol(
             assert "RUNNING" not in "".join(m for m in received if m.startswith("READY"))
     finally:
         listener.close()
+
+
+def on_pty(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` on a fresh pseudo-terminal whose output is always drained."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True
+        )
+    finally:
+        os.close(slave)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(master, 65536):
+                pass
+        os.close(master)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc
+
+
+def test_a_lost_terminal_only_detaches_and_the_next_tui_attaches(
+    redis_url: str, state_dir: Path, unique: str
+) -> None:
+    import json
+
+    with serve(redis_url, state_dir, unique, workers=1) as served:
+        served.proc.kill()  # this test starts its server through the TUI instead
+        served.proc.wait(10)
+        tui = on_pty([sys.executable, "-m", "console"], served.env)
+        served.proc = tui
+        try:
+            pids = served.wait_running({"worker-1"})
+            status = json.loads(served.ctl("status", "--json").stdout)
+            server_pid = status["server"]["pid"]
+            served.seen.add(server_pid)
+            assert server_pid != tui.pid
+            assert os.getsid(server_pid) != os.getsid(tui.pid), "the server has its own session"
+
+            tui.send_signal(signal.SIGHUP)  # the terminal went away
+            assert tui.wait(15) is not None
+            assert served.states() == {"worker-1": ("RUNNING", pids["worker-1"])}
+            assert psutil.pid_exists(server_pid)
+
+            second = on_pty([sys.executable, "-m", "console"], served.env)
+            served.proc = second
+            wait_until(lambda: served.clients() >= 2, 30, "the second TUI attached", step=0.3)
+            second.send_signal(signal.SIGTERM)  # a client's death never touches a program
+            assert second.wait(15) is not None
+            assert served.states() == {"worker-1": ("RUNNING", pids["worker-1"])}
+
+            found = descendants(server_pid)
+            assert served.ctl("shutdown").returncode == 0
+            assert wait_gone([server_pid, *found], 10.0) == []
+        finally:
+            for pid in served.seen:
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(pid).kill()
