@@ -103,6 +103,7 @@ class ConsoleRuntime:
         self._counts = {g.name: g.processes for g in settings.worker_groups}
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
+        self._scale_lock = threading.Lock()  # count and supervisor change together, in order
         self._status_key: tuple[object, ...] = ()
         self._status_at = 0.0
 
@@ -232,13 +233,16 @@ class ConsoleRuntime:
     def scale(self, delta: int, group_name: str | None = None) -> str:
         """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
         group = self.group(group_name)
-        count = self._counts[group.name] + delta
-        if count < 0:
-            return f"{group.name}: already at 0 processes"
-        if count > self.settings.max_processes:
-            return f"{group.name}: limit is {self.settings.max_processes} processes"
-        self._counts[group.name] = count
-        self.supervisor.scale(group.name, count, lambda n: worker_program(self.settings, group, n))
+        with self._scale_lock:
+            count = self._counts[group.name] + delta
+            if count < 0:
+                return f"{group.name}: already at 0 processes"
+            if count > self.settings.max_processes:
+                return f"{group.name}: limit is {self.settings.max_processes} processes"
+            self._counts[group.name] = count
+            self.supervisor.scale(
+                group.name, count, lambda n: worker_program(self.settings, group, n)
+            )
         return f"{group.name}: scaling to {count}"
 
     def rolling_restart(self, group_name: str | None = None) -> str:
