@@ -123,9 +123,10 @@ class ConsoleRuntime:
         self.supervisor.shutdown()
         self.monitor.stop()
         self.control.close_soon()
-        self.health.close()
-        if self._depth is not None:
-            self._depth.close()
+        with self._poll_lock:  # a poll in flight finishes with its probes first
+            self.health.close()
+            if self._depth is not None:
+                self._depth.close()
         (self.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
 
     # data --------------------------------------------------------------------------------

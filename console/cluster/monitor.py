@@ -132,12 +132,7 @@ class ClusterMonitor:
         control = self.control
         if self.polls or destination is not None:
             return control.ping(destination)
-        timeout = control.timeout
-        control.timeout = min(timeout, FIRST_PING_TIMEOUT)
-        try:
-            return control.ping(None)
-        finally:
-            control.timeout = timeout
+        return control.ping(None, timeout=min(control.timeout, FIRST_PING_TIMEOUT))
 
     def poll_once(self) -> None:
         """One round of ping, active_queues, stats and, when events are silent, inspect active."""
