@@ -22,6 +22,7 @@ from console.appref import app_queue_names, transport_options
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
+from console.consolelog import audited, log_path, setup_console_log
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
 from console.settings import Settings, WorkerGroup
@@ -49,6 +50,8 @@ class DashboardData:
     cluster_state: str = "starting"
     events_received: int = 0
     taken_at: float = field(default_factory=time.time)
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failures the cluster monitor survived, by kind."""
 
 
 def celery_node_name(value: str) -> str:
@@ -104,12 +107,14 @@ class ConsoleRuntime:
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
         self._scale_lock = threading.Lock()  # count and supervisor change together, in order
+        self.log_file = log_path(settings.state_dir)
         self._status_key: tuple[object, ...] = ()
         self._status_at = 0.0
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start every configured program and the background monitors."""
+        self.log_file = setup_console_log(self.settings.state_dir)
         for group in self.settings.worker_groups:
             for n in range(1, group.processes + 1):
                 self.supervisor.add_program(worker_program(self.settings, group, n), number=n)
@@ -118,6 +123,7 @@ class ConsoleRuntime:
         self.supervisor.run_in_background()
         self.monitor.start()
 
+    @audited("stop everything")
     def shutdown(self) -> None:
         """Warm-stop every child, then stop the monitors; safe to call twice."""
         self.supervisor.shutdown()
@@ -158,6 +164,7 @@ class ConsoleRuntime:
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
+                errors=cluster.errors,
             )
             self._write_status(data)
             return data
@@ -180,12 +187,13 @@ class ConsoleRuntime:
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
         path = self.settings.state_dir / STATUS_FILE
-        key = tuple((p.name, p.state, p.pid, p.restarts) for p in data.processes)
+        key = (*((p.name, p.state, p.pid, p.restarts) for p in data.processes), str(data.errors))
         if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
             return
         self._status_key, self._status_at = key, data.taken_at
         processes = [process_json(p) for p in data.processes]
         payload = {"pid": os.getpid(), "taken_at": data.taken_at, "processes": processes}
+        payload |= {"errors": data.errors, "log_file": str(self.log_file)}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload))
         tmp.replace(path)
@@ -195,16 +203,19 @@ class ConsoleRuntime:
         return self.supervisor.output(name, last)
 
     # actions (blocking; run them off the UI thread) ----------------------------------------
+    @audited("restart {name}")
     def restart(self, name: str) -> str:
         """Restart one program."""
         self.supervisor.restart(name)
         return f"restarting {name}"
 
+    @audited("stop {name}")
     def stop(self, name: str) -> str:
         """Stop one program (warm shutdown)."""
         self.supervisor.stop(name)
         return f"stopping {name}"
 
+    @audited("start {name}")
     def start_program(self, name: str) -> str:
         """Start one program (also leaves FATAL)."""
         self.supervisor.start(name)
@@ -217,6 +228,7 @@ class ConsoleRuntime:
             return self.stop(name)
         return self.start_program(name)
 
+    @audited("toggle cron")
     def toggle_cron(self) -> str:
         """Run or stop the cron process."""
         names = {p.name for p in self.supervisor.snapshot()}
@@ -231,6 +243,7 @@ class ConsoleRuntime:
             return self.settings.worker_groups[0]
         return self._groups[name]
 
+    @audited("scale {delta:+d}")
     def scale(self, delta: int, group_name: str | None = None) -> str:
         """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
         group = self.group(group_name)
@@ -246,6 +259,7 @@ class ConsoleRuntime:
             )
         return f"{group.name}: scaling to {count}"
 
+    @audited("rolling restart")
     def rolling_restart(self, group_name: str | None = None) -> str:
         """Restart a group's workers one at a time, each replacement answering a ping first."""
         group = self.group(group_name)
@@ -269,6 +283,7 @@ class ConsoleRuntime:
         """The detail of one task as the cluster monitor last saw it."""
         return self.monitor.task(uuid)
 
+    @audited("revoke {uuid} (terminate: {terminate})")
     def revoke(self, uuid: str, terminate: bool = False) -> str:
         """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
         from console.cluster import RemoteControlError
@@ -279,6 +294,7 @@ class ConsoleRuntime:
             return f"refused: {exc}"
         return f"{'terminated' if terminate else 'revoked'} {uuid[:8]}"
 
+    @audited("purge {queue}")
     def purge(self, queue: str) -> str:
         """Delete every message waiting in one of the app's queues."""
         known = app_queue_names(self.app)
@@ -292,6 +308,7 @@ class ConsoleRuntime:
             return f"refused: purge of {queue} failed: {type(exc).__name__}"
         return f"purged {removed} messages from {queue}"
 
+    @audited("pool {hostname} {delta:+d}")
     def pool(self, hostname: str, delta: int) -> str:
         """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
         from console.cluster import RemoteControlError
@@ -305,6 +322,7 @@ class ConsoleRuntime:
             return f"refused: {exc}"
         return f"{hostname}: pool {'grown' if delta > 0 else 'shrunk'} by {abs(delta)}"
 
+    @audited("stop everything now")
     def shutdown_now(self) -> None:
         """Stop every child without waiting for tasks in flight (they return to their queue)."""
         self.supervisor.shutdown(timeout=1.0)
