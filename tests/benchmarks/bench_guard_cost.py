@@ -1,10 +1,10 @@
 """Benchmark: what a program's guard and its sentinel cost. Prints a table; not collected by pytest.
 
-Starts PROGRAMS copies of ``sleep`` under the real ``Supervisor``, ROUNDS times, and prints:
-the time from ``add_program`` until the program's own pid is known (median and worst), and the
-memory of the guard and of the sentinel (RSS, and PSS: each shared page divided among the processes
-sharing it, so guard + sentinel PSS is what the pair adds), as psutil reads them from /proc. Run from the repository root (a few seconds):
-``python tests/benchmarks/bench_guard_cost.py``.
+Starts PROGRAMS copies of ``sleep`` under the real ``Supervisor``, ROUNDS times, and prints: the
+time from ``add_program`` until the program's own pid is known (median and worst), and the memory
+of the guard and of the sentinel: RSS, and PSS (each shared page divided among the processes that
+share it, so guard + sentinel PSS is what the pair adds), as psutil reads them from /proc.
+Run from the repository root (a few seconds): ``python tests/benchmarks/bench_guard_cost.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from console.supervision import ProgramConfig, Supervisor  # noqa: E402
+from console.supervision import ProgramConfig, Supervisor
 
 PROGRAMS = 4
 ROUNDS = 5
