@@ -85,12 +85,13 @@ def _fork(child_handler: signal.Handlers) -> int:
     return pid
 
 
-def _start_sentinel() -> None:
+def _start_sentinel() -> int:
     """Fork the sentinel: it SIGKILLs the group as soon as the guard is gone, however it died."""
     read_end, _write_end = os.pipe()  # not inheritable: the program's exec closes its copy
-    if _fork(signal.SIG_IGN) != 0:  # the group's stop signal is for the program, not the sentinel
+    pid = _fork(signal.SIG_IGN)  # the group's stop signal is for the program, not the sentinel
+    if pid != 0:
         os.close(read_end)
-        return  # the guard keeps write_end open, unused, for as long as it lives
+        return pid  # the guard keeps write_end open, unused, for as long as it lives
     try:
         os.closerange(0, read_end)  # stdio and the guard's pipes: nothing waits on the sentinel
         os.closerange(read_end + 1, 1 << 16)
@@ -98,6 +99,7 @@ def _start_sentinel() -> None:
             pass
     finally:
         _kill_group()
+    os._exit(0)  # not reached: the group's SIGKILL includes the sentinel
 
 
 def _spawn(command: list[str]) -> int:
@@ -131,6 +133,15 @@ def _group_members(pgid: int, me: int) -> list[int]:
         if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
             members.append(int(entry))
     return members
+
+
+def _end_sentinel(pid: int) -> None:
+    """Kill and reap the sentinel, so that it never counts as a leftover."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
 
 
 def _kill_leftovers() -> None:
@@ -201,7 +212,7 @@ def main(argv: list[str]) -> None:
         _kill_group()
     os.set_inheritable(lifeline, False)
     os.set_inheritable(status_fd, False)
-    _start_sentinel()
+    sentinel = _start_sentinel()
     pid = _spawn(command)
     try:  # noqa: SIM105
         os.write(status_fd, f"{pid}\n".encode())
@@ -209,6 +220,7 @@ def main(argv: list[str]) -> None:
         pass
     os.close(status_fd)
     status = _wait_child(pid, lifeline)
+    _end_sentinel(sentinel)
     _kill_leftovers()
     _exit_like(status)
 
