@@ -25,6 +25,7 @@ from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, Task
 from console.consolelog import audited, log_path, setup_console_log
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
+from console.serialised import holding
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
 
@@ -106,7 +107,7 @@ class ConsoleRuntime:
         self._counts = {g.name: g.processes for g in settings.worker_groups}
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
-        self._scale_lock = threading.Lock()  # count and supervisor change together, in order
+        self._scale_lock = threading.Lock()
         self.log_file = log_path(settings.state_dir)
         self._status_key: tuple[object, ...] = ()
         self._status_at = 0.0
@@ -244,19 +245,17 @@ class ConsoleRuntime:
         return self._groups[name]
 
     @audited("scale {delta:+d}")
+    @holding("_scale_lock")  # the count and the supervisor's change go together, in order
     def scale(self, delta: int, group_name: str | None = None) -> str:
         """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
         group = self.group(group_name)
-        with self._scale_lock:
-            count = self._counts[group.name] + delta
-            if count < 0:
-                return f"{group.name}: already at 0 processes"
-            if count > self.settings.max_processes:
-                return f"{group.name}: limit is {self.settings.max_processes} processes"
-            self._counts[group.name] = count
-            self.supervisor.scale(
-                group.name, count, lambda n: worker_program(self.settings, group, n)
-            )
+        count = self._counts[group.name] + delta
+        if count < 0:
+            return f"{group.name}: already at 0 processes"
+        if count > self.settings.max_processes:
+            return f"{group.name}: limit is {self.settings.max_processes} processes"
+        self._counts[group.name] = count
+        self.supervisor.scale(group.name, count, lambda n: worker_program(self.settings, group, n))
         return f"{group.name}: scaling to {count}"
 
     @audited("rolling restart")
