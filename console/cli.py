@@ -118,7 +118,8 @@ def main(ctx: click.Context, app_path: str | None, broker: str | None, read_only
     """
     from console.server.lifecycle import BROKER_FLAG_ENV
 
-    broker = broker or os.environ.pop(BROKER_FLAG_ENV, None)
+    if broker is None:  # a TUI hands its --broker to the server it starts this way
+        broker = os.environ.pop(BROKER_FLAG_ENV, None)
     try:
         settings = resolve_settings(cli_broker=broker, app=app_path)
     except (SettingsError, BrokerURLError) as exc:

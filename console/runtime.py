@@ -23,8 +23,10 @@ from console.appref import app_queue_names, transport_options
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
+from console.consolelog import audited, log_path, setup_console_log
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
+from console.serialised import holding
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
 
@@ -50,6 +52,8 @@ class DashboardData:
     cluster_state: str = "starting"
     events_received: int = 0
     taken_at: float = field(default_factory=time.time)
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failures the cluster monitor survived, by kind."""
 
 
 def celery_node_name(value: str) -> str:
@@ -104,12 +108,15 @@ class ConsoleRuntime:
         self._counts = {g.name: g.processes for g in settings.worker_groups}
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
+        self._scale_lock = threading.Lock()
+        self.log_file = log_path(settings.state_dir)
         self._status_key: tuple[object, ...] = ()
         self._status_at = 0.0
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start every configured program and the background monitors."""
+        self.log_file = setup_console_log(self.settings.state_dir)
         for group in self.settings.worker_groups:
             for n in range(1, group.processes + 1):
                 self.supervisor.add_program(worker_program(self.settings, group, n), number=n)
@@ -118,14 +125,16 @@ class ConsoleRuntime:
         self.supervisor.run_in_background()
         self.monitor.start()
 
+    @audited("stop everything")
     def shutdown(self) -> None:
         """Warm-stop every child, then stop the monitors; safe to call twice."""
         self.supervisor.shutdown()
         self.monitor.stop()
         self.control.close_soon()
-        self.health.close()
-        if self._depth is not None:
-            self._depth.close()
+        with self._poll_lock:  # a poll in flight finishes with its probes first
+            self.health.close()
+            if self._depth is not None:
+                self._depth.close()
         (self.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
 
     # data --------------------------------------------------------------------------------
@@ -157,6 +166,7 @@ class ConsoleRuntime:
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
+                errors=cluster.errors,
             )
             self._write_status(data)
             return data
@@ -179,12 +189,13 @@ class ConsoleRuntime:
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
         path = self.settings.state_dir / STATUS_FILE
-        key = tuple((p.name, p.state, p.pid, p.restarts) for p in data.processes)
+        key = (*((p.name, p.state, p.pid, p.restarts) for p in data.processes), str(data.errors))
         if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
             return
         self._status_key, self._status_at = key, data.taken_at
         processes = [process_json(p) for p in data.processes]
         payload = {"pid": os.getpid(), "taken_at": data.taken_at, "processes": processes}
+        payload |= {"errors": data.errors, "log_file": str(self.log_file)}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload))
         tmp.replace(path)
@@ -194,16 +205,19 @@ class ConsoleRuntime:
         return self.supervisor.output(name, last)
 
     # actions (blocking; run them off the UI thread) ----------------------------------------
+    @audited("restart {name}")
     def restart(self, name: str) -> ActionResult:
         """Restart one program."""
         self.supervisor.restart(name)
         return ActionResult.done(f"restarting {name}")
 
+    @audited("stop {name}")
     def stop(self, name: str) -> ActionResult:
         """Stop one program (warm shutdown)."""
         self.supervisor.stop(name)
         return ActionResult.done(f"stopping {name}")
 
+    @audited("start {name}")
     def start_program(self, name: str) -> ActionResult:
         """Start one program (also leaves FATAL)."""
         self.supervisor.start(name)
@@ -216,6 +230,7 @@ class ConsoleRuntime:
             return self.stop(name)
         return self.start_program(name)
 
+    @audited("toggle cron")
     def toggle_cron(self) -> ActionResult:
         """Run or stop the cron process."""
         names = {p.name for p in self.supervisor.snapshot()}
@@ -234,6 +249,8 @@ class ConsoleRuntime:
         """How many processes a worker group is meant to have now."""
         return self._counts[name]
 
+    @audited("scale {delta:+d}")
+    @holding("_scale_lock")  # the count and the supervisor's change go together, in order
     def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
         """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
         group = self.group(group_name)
@@ -247,6 +264,7 @@ class ConsoleRuntime:
         self.supervisor.scale(group.name, count, lambda n: worker_program(self.settings, group, n))
         return ActionResult.done(f"{group.name}: scaling to {count}")
 
+    @audited("rolling restart")
     def rolling_restart(self, group_name: str | None = None) -> ActionResult:
         """Restart a group's workers one at a time, each replacement answering a ping first."""
         group = self.group(group_name)
@@ -270,6 +288,7 @@ class ConsoleRuntime:
         """The detail of one task as the cluster monitor last saw it."""
         return self.monitor.task(uuid)
 
+    @audited("revoke {uuid} (terminate: {terminate})")
     def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
         """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
         from console.cluster import RemoteControlError
@@ -280,6 +299,7 @@ class ConsoleRuntime:
             return ActionResult.failed(f"revoke of {uuid[:8]} failed: {exc}")
         return ActionResult.done(f"{'terminated' if terminate else 'revoked'} {uuid[:8]}")
 
+    @audited("purge {queue}")
     def purge(self, queue: str) -> ActionResult:
         """Delete every message waiting in one of the app's queues."""
         known = app_queue_names(self.app)
@@ -293,6 +313,7 @@ class ConsoleRuntime:
             return ActionResult.failed(f"purge of {queue} failed: {type(exc).__name__}")
         return ActionResult.done(f"purged {removed} messages from {queue}")
 
+    @audited("pool {hostname} {delta:+d}")
     def pool(self, hostname: str, delta: int) -> ActionResult:
         """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
         from console.cluster import RemoteControlError
@@ -307,6 +328,7 @@ class ConsoleRuntime:
         verb = "grown" if delta > 0 else "shrunk"
         return ActionResult.done(f"{hostname}: pool {verb} by {abs(delta)}")
 
+    @audited("stop everything now")
     def shutdown_now(self) -> None:
         """Stop every child without waiting for tasks in flight (they return to their queue)."""
         self.supervisor.shutdown(timeout=1.0)

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from console.actions import ActionResult
+from console.consolelog import ACTING_USER, audit
 from console.runtime import process_json
 from console.server.protocol import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
     from console.server.server import Connection, SupervisorServer
 
-log = logging.getLogger("console.server")
-audit = logging.getLogger("console.audit")
+log = logging.getLogger("sentry_console.server")
 
 
 def user_name(uid: int) -> str:
@@ -132,9 +132,14 @@ class RequestHandlers:
         elif call is None:
             result = ActionResult.refused(f"unknown action {name!r}")
         else:
-            result = self.server.run_action(call)
-        detail = " ".join(f"{v}" for v in args.values())
-        audit.info("user %s: %s %s: %s", who, name, detail, result.message)
+            token = ACTING_USER.set(who)  # the runtime's audit trail names the client's user
+            try:
+                result = self.server.run_action(call)
+            finally:
+                ACTING_USER.reset(token)
+            return {"type": "result", "result": result.to_json()}
+        detail = " ".join(f"{v}" for v in args.values() if v is not None)
+        audit(f"{name} {detail}".strip(), f"{result.outcome}: {result.message}")
         return {"type": "result", "result": result.to_json()}
 
     def op_shutdown(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
@@ -143,8 +148,11 @@ class RequestHandlers:
             result = ActionResult.refused("read-only: actions are disabled for this client")
             return {"type": "result", "result": result.to_json()}
         wait = not message.get("now")
-        audit.info("user %s: shutdown (%s)", user_name(conn.uid), "warm" if wait else "now")
-        self.server.shutdown(wait=wait)
+        token = ACTING_USER.set(user_name(conn.uid))
+        try:
+            self.server.shutdown(wait=wait)
+        finally:
+            ACTING_USER.reset(token)
         return {"type": "result", "result": ActionResult.done("every program stopped").to_json()}
 
     def _action(self, name: str, args: dict[str, Any]) -> Callable[[], ActionResult] | None:

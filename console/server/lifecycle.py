@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import logging.handlers
 import os
 import signal
 import subprocess
@@ -20,19 +19,23 @@ from console.broker.embedded import (
     EmbeddedBroker,
     EmbeddedBrokerError,
 )
+from console.consolelog import LOGGER, RedactingFormatter, setup_console_log
 from console.runtime import ConsoleRuntime, DashboardData
 from console.server.client import NoServer, ServerClient
 from console.server.notify import SystemdNotifier
+from console.server.protocol import socket_path
 from console.server.server import SupervisorServer
 from console.settings import Settings
 from console.supervision import ProcessState
 
-log = logging.getLogger("console.server")
+log = logging.getLogger("sentry_console.server")
 
 START_LOG = "server.out"
 """Where a server started in the background writes what it prints (its start-up errors)."""
 BROKER_FLAG_ENV = "SENTRY_CONSOLE_BROKER_FLAG"
 """How a TUI hands its ``--broker`` to the server it starts (never on a command line)."""
+STARTING_WAIT = 10.0
+"""How long a TUI waits for a server that holds the state dir but does not listen yet."""
 SETTLING = (ProcessState.STARTING, ProcessState.BACKOFF)
 
 
@@ -74,21 +77,8 @@ def settled(data: DashboardData) -> bool:
 def log_to_stderr() -> None:
     """Also log to stderr (``serve`` in the foreground, for journald or a container)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("console").addHandler(handler)
-
-
-def log_to_file(state_dir: Path) -> Path:
-    """The server's log file in the state dir, rotating and bounded."""
-    path = state_dir / "console.log"
-    root = logging.getLogger("console")
-    if not any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    return path
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger(LOGGER).addHandler(handler)
 
 
 def serve(settings: Settings, *, to_stderr: bool) -> None:
@@ -100,9 +90,9 @@ def serve(settings: Settings, *, to_stderr: bool) -> None:
     except ConsoleAlreadyRunning as exc:
         holder = f"pid {exc.pid}" if exc.pid > 0 else "an unknown pid"
         raise ServerAlreadyRunning(
-            f"a sentry-console server ({holder}) already runs for {settings.state_dir}"
+            f"a sentry-console server ({holder}) is already running for {settings.state_dir}"
         ) from None
-    log_to_file(settings.state_dir)
+    setup_console_log(settings.state_dir)
     if to_stderr:
         log_to_stderr()
     notifier = SystemdNotifier.from_env()
@@ -224,10 +214,18 @@ def connect_or_start(
         return ServerClient(settings.state_dir), False
     except NoServer:
         pass
-    if ConsoleLock.held_by_other(settings.state_dir):  # starting up right now: wait for it
-        deadline = time.monotonic() + 30.0
+    holder = ConsoleLock.held_by_other(settings.state_dir)
+    if holder is not None:  # a server starting up right now: wait for its socket
+        deadline = time.monotonic() + STARTING_WAIT
         while time.monotonic() < deadline:
             with contextlib.suppress(NoServer):
                 return ServerClient(settings.state_dir), False
+            if ConsoleLock.held_by_other(settings.state_dir) is None:
+                break
             time.sleep(0.05)
+        else:
+            raise ServerAlreadyRunning(
+                f"another sentry-console is already running here (pid {holder}) "
+                f"and does not answer on {socket_path(settings.state_dir)}"
+            )
     return start_background_server(settings, app_path, broker_flag), True

@@ -34,7 +34,7 @@ from console.server.protocol import (
 )
 from console.server.tail import appended
 
-log = logging.getLogger("console.server")
+log = logging.getLogger("sentry_console.server")
 
 STARTUP_WINDOW = 3.0
 STARTUP_POLL = 0.25
@@ -55,6 +55,17 @@ def peer_uid(sock: socket.socket) -> int:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", raw)
     return int(uid)
+
+
+def _refuse(sock: socket.socket, uid: int) -> None:
+    """Tell a refused client why, then close once it has read it (unread input would reset)."""
+    with contextlib.suppress(OSError):
+        sock.settimeout(1.0)
+        sock.sendall(encode({"type": "error", "message": f"uid {uid} not allowed"}))
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(4096):
+            pass
+    sock.close()
 
 
 class Connection:
@@ -221,9 +232,7 @@ class SupervisorServer:
             uid = peer_uid(sock)
             if uid not in allowed:
                 log.warning("refused a client of uid %d (only uid %d and root)", uid, os.getuid())
-                with contextlib.suppress(OSError):
-                    sock.sendall(encode({"type": "error", "message": f"uid {uid} not allowed"}))
-                sock.close()
+                threading.Thread(target=_refuse, args=(sock, uid), daemon=True).start()
                 continue
             conn = Connection(self, sock, uid)
             with self._clients_lock:

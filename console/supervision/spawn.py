@@ -95,7 +95,16 @@ class GuardedProcess:
             self._status_fd = None
 
     def poll(self) -> int | None:
-        """The guard's exit status, which mirrors the program's."""
+        """The guard's exit status, which mirrors the program's.
+
+        Once the guard has exited, whatever is left of its group is SIGKILLed before the guard is
+        reaped: a guard that exits normally has emptied its group already, so only a guard that
+        died unexpectedly (SIGKILLed) leaves anything to kill.
+        """
+        if self._popen.returncode is None and _exited(self._popen.pid):
+            # Still unreaped, the guard's pid (the group id) cannot be reused by another process.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._popen.pid, signal.SIGKILL)
         status = self._popen.poll()
         if status is not None and self._status_fd is not None:
             self._read_status()
@@ -111,6 +120,14 @@ class GuardedProcess:
                 os.killpg(self._popen.pid, signum)
             else:
                 os.kill(self.pid, signum)
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child ``pid`` has exited, without reaping it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 class PopenSpawner:

@@ -249,10 +249,17 @@ class ConsoleApp(App[None]):
         """Turn the cron process on or off."""
         self._run_action(self.source.toggle_cron)
 
+    def _selected_group(self) -> str:
+        """The selected process's worker group; the first group for cron or no selection."""
+        groups = [g.name for g in self.source.settings.worker_groups]
+        name, data = self._selected_process(), self.last_data
+        group = next((p.group for p in data.processes if p.name == name), None) if data else None
+        return group if group in groups else groups[0]
+
     def action_scale(self, delta: int) -> None:
-        """Add or remove a worker process (refused with a message outside 0..limit)."""
+        """Add or remove a process in the selected process's group (refused outside 0..limit)."""
         settings = self.source.settings
-        group = settings.worker_groups[0].name
+        group = self._selected_group()
         if self.last_data is not None:
             count = sum(1 for p in self.last_data.processes if p.group == group)
             if count + delta < 0:
@@ -262,7 +269,7 @@ class ConsoleApp(App[None]):
                 limit = settings.max_processes
                 self.notify(f"{group}: limit is {limit} processes", severity="warning")
                 return
-        self._run_action(lambda: self.source.scale(delta))
+        self._run_action(lambda: self.source.scale(delta, group))
 
     def action_rolling_restart(self) -> None:
         """Restart the workers one at a time."""

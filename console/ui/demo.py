@@ -249,7 +249,8 @@ class DemoSource:
 
     def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
         """Record a scale."""
-        return self._act(f"scaling {delta:+d}")
+        group = group_name or self.settings.worker_groups[0].name
+        return self._act(f"{group}: scaling {delta:+d}")
 
     def rolling_restart(self, group_name: str | None = None) -> ActionResult:
         """Record a rolling restart."""

@@ -57,6 +57,8 @@ def status_parts(data: DashboardData, source: str, attachment: str | None = None
     queued = sum(q.ready or 0 for q in data.queues)
     parts.append(Part(Text.assemble(("queued ", "dim"), str(queued)), 5))
     parts.append(Part(Text.assemble(("events ", "dim"), str(data.events_received)), 0))
+    if data.errors:  # survived failures; the console's log has the details
+        parts.append(Part(Text(f"errors {sum(data.errors.values())}", "bold red"), 7))
     if attachment:
         parts.append(Part(Text.assemble(("│ ", "dim"), (attachment, "cyan")), 3))
     return parts

@@ -168,6 +168,7 @@ def refused_by_uid(redis_url: str, state_dir: Path, code: str) -> None:
         finally:
             for p, mode in modes:
                 os.chmod(p, mode)
+        assert opened.stdout, opened
         reply = json.loads(opened.stdout)
         assert reply["type"] == "error" and "not allowed" in reply["message"], opened
         assert not any(c.uid != os.getuid() for c in server.clients())

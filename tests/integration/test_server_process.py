@@ -204,7 +204,7 @@ def test_a_second_server_for_the_same_state_directory_refuses(
             cwd=ROOT,
         )
         assert second.returncode == 1
-        assert f"server (pid {served.proc.pid}) already runs" in second.stderr, second.stderr
+        assert f"server (pid {served.proc.pid}) is already running" in second.stderr, second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
         assert served.proc.poll() is None
 
