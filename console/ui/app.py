@@ -22,7 +22,8 @@ from console.cluster import TaskInfo
 from console.runtime import DashboardData
 from console.settings import Settings
 from console.ui.commands import ConsoleCommands, PaletteCommand
-from console.ui.dashboard import LOG_TAIL, DashboardScreen, binding_sections, palette_commands
+from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands
+from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
@@ -87,6 +88,7 @@ class ConsoleApp(App[None]):
         if ansi:
             self.theme = "ansi-dark"
         self.source = source
+        self.set_keymap(check_keymap(dict(source.settings.keymap)))
         self.live = live
         self._selected: str | None = None
         self._stop = threading.Event()
@@ -115,7 +117,7 @@ class ConsoleApp(App[None]):
 
     def palette_commands(self) -> list[PaletteCommand]:
         """Every main-screen action as a command palette entry."""
-        return palette_commands()
+        return palette_commands(help_sections(self.source.settings.keymap))
 
     # polling -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
@@ -242,7 +244,7 @@ class ConsoleApp(App[None]):
 
     def action_help(self) -> None:
         """List every key."""
-        self.push_screen(HelpScreen(binding_sections()))
+        self.push_screen(HelpScreen(help_sections(self.source.settings.keymap)))
 
     @on(LiveTable.RowSelected, "#tasks")
     def task_selected(self) -> None:

@@ -39,6 +39,10 @@ def start_own_broker(settings: Settings, wait: float = 15.0) -> EmbeddedBroker:
 
 def run_console(settings: Settings) -> None:
     """Run the TUI until the operator quits; children and the embedded broker stop after it."""
+    if settings.keymap:  # a bad keymap fails here, before any child or broker starts
+        from console.ui.keymap import check_keymap
+
+        check_keymap(dict(settings.keymap))
     settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = ConsoleLock(settings.state_dir)
     lock.acquire()
