@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -56,11 +55,6 @@ class GuardedProcess:
         self._status_buf = b""
         self._pid: int | None = None
         self._output_fds = output_fds
-
-    @property
-    def guard_pid(self) -> int:
-        """The guard's pid, which is also the process group id."""
-        return self._popen.pid
 
     @property
     def pid(self) -> int | None:
@@ -177,11 +171,3 @@ class PopenSpawner:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._lifeline_read = self._lifeline_write = -1
-
-
-def signal_name(signum: int) -> str:
-    """The name of a signal number, for messages."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)

@@ -14,7 +14,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Log, Static
 from textual.worker import Worker, WorkerState
 
@@ -355,7 +354,3 @@ class ConsoleApp(App[None]):
                 self.source.shutdown_now()
         finally:
             self.call_from_thread(self.exit)
-
-    def screen_names(self) -> list[str]:
-        """Class names of the screens on the stack (for tests)."""
-        return [type(s).__name__ for s in self.screen_stack if isinstance(s, Screen)]
