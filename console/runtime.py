@@ -58,7 +58,14 @@ class DashboardData:
 
 def celery_node_name(value: str) -> str:
     """A worker's ``-n`` value expanded as ``celery worker`` does it (``%h``, ``%n``, ``%d``)."""
-    return host_format(default_nodename(value))
+    # The worker command expands the value, then WorkController applies default_nodename once
+    # more: "%n-1@%d" on a host without a domain becomes "vm-1@" and then "vm-1@vm".
+    return default_nodename(host_format(default_nodename(value)))
+
+
+def worker_node_name(group: WorkerGroup, n: int) -> str:
+    """The node name worker number ``n`` of ``group`` answers to; every caller uses this one."""
+    return celery_node_name(group.node_name(n))
 
 
 def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
@@ -69,7 +76,7 @@ def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -
         group = groups.get(process.group or "")
         number = process.name.rpartition("-")[2]
         if group is not None and number.isdigit():
-            names.add(celery_node_name(group.node_name(int(number))))
+            names.add(worker_node_name(group, int(number)))
     return names
 
 
@@ -268,13 +275,11 @@ class ConsoleRuntime:
     def rolling_restart(self, group_name: str | None = None) -> ActionResult:
         """Restart a group's workers one at a time, each replacement answering a ping first."""
         group = self.group(group_name)
-        host = socket.gethostname()
 
         def ready(snap: ProcessSnapshot) -> bool:
             from console.cluster import RemoteControlError
 
-            n = int(snap.name.rsplit("-", 1)[1])
-            node = group.node_name(n).replace("%h", host)
+            node = worker_node_name(group, int(snap.name.rsplit("-", 1)[1]))
             try:
                 return self.control.ping([node]).get(node, False)
             except RemoteControlError:  # a broker hiccup: ask again at the next poll

@@ -20,6 +20,8 @@ Settings read from ``SENTRY_CONF``:
     Upper bound for scaling one worker group (default 32).
 ``CONSOLE_OFFLINE_DROP_AFTER``
     Seconds an offline worker stays listed (marked offline) before it is dropped (default 300).
+``CONSOLE_KEYMAP``
+    Keys by binding id, replacing the defaults, e.g. ``{"restart": "ctrl+r", "rolling": "R,f5"}``.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class Settings:
     """Upper bound when scaling a worker group."""
     offline_drop_after: float = 300.0
     """Seconds an offline worker stays listed before it is dropped."""
+    keymap: tuple[tuple[str, str], ...] = ()
+    """(binding id, keys) pairs replacing default keys; the UI checks ids and clashes."""
 
     @property
     def redacted_broker_url(self) -> str:
@@ -169,6 +173,17 @@ def _worker_groups(raw: Any) -> tuple[WorkerGroup, ...]:
     return tuple(groups)
 
 
+def _keymap(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        raise SettingsError("SENTRY_CONF: CONSOLE_KEYMAP must be a dict of binding id to keys")
+    for binding_id, keys in raw.items():
+        if not isinstance(binding_id, str) or not isinstance(keys, str) or not keys.strip():
+            raise SettingsError(
+                f"SENTRY_CONF: CONSOLE_KEYMAP: {binding_id!r} needs keys as a string, like 'ctrl+r'"
+            )
+    return tuple((binding_id, keys.replace(" ", "")) for binding_id, keys in raw.items())
+
+
 def resolve_settings(
     *,
     cli_broker: str | None = None,
@@ -218,6 +233,8 @@ def resolve_settings(
         kwargs["worker_groups"] = _worker_groups(conf["CONSOLE_WORKERS"])
     if state_dir is not None:
         kwargs["state_dir"] = state_dir
+    if "CONSOLE_KEYMAP" in conf:
+        kwargs["keymap"] = _keymap(conf["CONSOLE_KEYMAP"])
     try:
         return Settings(**kwargs)
     except TypeError as exc:

@@ -119,10 +119,6 @@ class RemoteControl:
         """Remove ``n`` processes from the pool of ``hostname``."""
         self._command("pool_shrink", hostname, {"n": n})
 
-    def shutdown(self, hostname: str) -> None:
-        """Ask ``hostname`` for a warm shutdown (tasks in flight finish)."""
-        self._broadcast("shutdown", destination=[hostname])
-
     def revoke(self, uuid: str, *, terminate: bool = False) -> None:
         """Revoke a task everywhere; with ``terminate`` also kill it if it is running."""
         self._broadcast(

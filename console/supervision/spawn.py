@@ -58,11 +58,6 @@ class GuardedProcess:
         self._output_fds = output_fds
 
     @property
-    def guard_pid(self) -> int:
-        """The guard's pid, which is also the process group id."""
-        return self._popen.pid
-
-    @property
     def pid(self) -> int | None:
         """The program's own pid, read from the guard's status pipe when it arrives."""
         if self._pid is None and self._status_fd is not None:
@@ -194,11 +189,3 @@ class PopenSpawner:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._lifeline_read = self._lifeline_write = -1
-
-
-def signal_name(signum: int) -> str:
-    """The name of a signal number, for messages."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)

@@ -15,7 +15,6 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Log, Static
 from textual.worker import Worker, WorkerState
 
@@ -24,7 +23,8 @@ from console.cluster import TaskInfo
 from console.runtime import DashboardData
 from console.settings import Settings
 from console.ui.commands import ConsoleCommands, PaletteCommand
-from console.ui.dashboard import LOG_TAIL, DashboardScreen, binding_sections, palette_commands
+from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands
+from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
@@ -103,6 +103,7 @@ class ConsoleApp(App[None]):
         if ansi:
             self.theme = "ansi-dark"
         self.source = source
+        self.set_keymap(check_keymap(dict(source.settings.keymap)))
         self.live = live
         self._selected: str | None = None
         self._stop = threading.Event()
@@ -133,7 +134,7 @@ class ConsoleApp(App[None]):
 
     def palette_commands(self) -> list[PaletteCommand]:
         """Every main-screen action as a command palette entry."""
-        return palette_commands()
+        return palette_commands(help_sections(self.source.settings.keymap))
 
     # polling -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
@@ -293,7 +294,7 @@ class ConsoleApp(App[None]):
 
     def action_help(self) -> None:
         """List every key."""
-        sections = binding_sections()
+        sections = help_sections(self.source.settings.keymap)
         if self.read_only:
             sections = [(where, [b for b in keys if not changes(b)]) for where, keys in sections]
         if self.attachment is None:
@@ -413,7 +414,3 @@ class ConsoleApp(App[None]):
                 self.source.shutdown_now()
         finally:
             self.call_from_thread(self.exit)
-
-    def screen_names(self) -> list[str]:
-        """Class names of the screens on the stack (for tests)."""
-        return [type(s).__name__ for s in self.screen_stack if isinstance(s, Screen)]

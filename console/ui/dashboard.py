@@ -171,10 +171,12 @@ def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
     ]
 
 
-def palette_commands() -> list[PaletteCommand]:
-    """Every main-screen action as a command palette entry."""
+def palette_commands(
+    sections: Sequence[tuple[str, Sequence[Binding]]] | None = None,
+) -> list[PaletteCommand]:
+    """Every main-screen action as a command palette entry (keys from ``sections`` if given)."""
     commands = []
-    for where, bindings in binding_sections()[:5]:
+    for where, bindings in (sections or binding_sections())[:5]:
         for b in bindings:
             if not b.action:
                 continue

@@ -28,6 +28,10 @@ def run_console(
     read_only: bool = False,
 ) -> None:
     """Attach a TUI to the server; ``q`` stops everything, ``d`` or a lost terminal detaches."""
+    if settings.keymap:  # a bad keymap fails here, before any server, child or broker starts
+        from console.ui.keymap import check_keymap
+
+        check_keymap(dict(settings.keymap))
     client, _started = connect_or_start(settings, app_path, broker_flag)
     try:
         client.hello(read_only=read_only, client="tui")
