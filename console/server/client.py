@@ -149,7 +149,7 @@ class ServerClient:
             self.on_data(message["data"])
         elif kind in ("line", "end") and self.on_line is not None:
             self.on_line(message)
-        elif kind == "error":  # refused before any request (e.g. by uid)
+        elif kind in ("error", "bye"):  # refused before any request, or the server stopped
             self.closed_reason = str(message.get("message"))
 
     def _gone(self, reason: str) -> None:

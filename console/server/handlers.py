@@ -148,9 +148,10 @@ class RequestHandlers:
             result = ActionResult.refused("read-only: actions are disabled for this client")
             return {"type": "result", "result": result.to_json()}
         wait = not message.get("now")
-        token = ACTING_USER.set(user_name(conn.uid))
+        who = user_name(conn.uid)
+        token = ACTING_USER.set(who)
         try:
-            self.server.shutdown(wait=wait)
+            self.server.shutdown(wait=wait, reason=f"shutdown by {who}")
         finally:
             ACTING_USER.reset(token)
         return {"type": "result", "result": ActionResult.done("every program stopped").to_json()}

@@ -150,8 +150,11 @@ def _trap_signals(server: SupervisorServer) -> None:
     """SIGTERM and SIGINT stop every program warmly; SIGHUP is ignored (no terminal here)."""
 
     def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        threading.Thread(target=server.shutdown, name="signal-stop", daemon=True).start()
+        name = signal.Signals(signum).name
+        log.info("%s: stopping", name)
+        stop = threading.Thread(target=server.shutdown, args=(True, name), name="signal-stop")
+        stop.daemon = True
+        stop.start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -185,6 +185,7 @@ class SupervisorServer:
         self.latest: DashboardData | None = None
         self.stopping = threading.Event()
         self.stopped = threading.Event()
+        self.stop_reason = "the server stopped"
         self.on_poll: Callable[[DashboardData], None] | None = None
         self.on_stopping: Callable[[], None] | None = None
         self._listener: socket.socket | None = None
@@ -304,10 +305,11 @@ class SupervisorServer:
         if self.on_poll is not None:
             self.on_poll(data)
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True, reason: str = "shut down") -> None:
         """Stop every program (warm when ``wait``), then end :meth:`serve_forever`."""
         with self._shutdown_lock:
             if not self.stopping.is_set():
+                self.stop_reason = f"the server stopped ({reason})"
                 self.stopping.set()
                 log.info("stopping every program (%s)", "warm" if wait else "now")
                 if self.on_stopping is not None:
@@ -331,7 +333,8 @@ class SupervisorServer:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
         for conn in self.clients():
-            conn.close()
+            conn.send({"type": "bye", "message": self.stop_reason})
+            conn.finish()
 
     def follow(self, conn: Connection, name: str, lines: list[str]) -> None:
         """Push a program's new output lines to a client until it goes away."""

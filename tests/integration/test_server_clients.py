@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from console.actions import ActionResult
-from console.server.client import NoServer, RemoteSource, ServerClient, ServerRefused
+from console.server.client import (
+    NoServer,
+    RemoteSource,
+    ServerClient,
+    ServerGone,
+    ServerRefused,
+)
 from console.server.protocol import encode, socket_path
 from console.settings import Settings
 from tests.chaos_support.helpers import wait_until
@@ -185,3 +191,15 @@ def test_remote_source_speaks_for_a_settings_object(redis_url: str, state_dir: P
         assert time.monotonic() - began < 1.0, "the first snapshot comes at once"
         assert data.processes[0].name == "worker-1"
         source.detach()
+
+
+def test_clients_are_told_why_the_server_went_away(redis_url: str, state_dir: Path) -> None:
+    with inprocess_server(redis_url, state_dir) as server:
+        watcher = RemoteSource(client_of(server), server.settings, read_only=True)
+        operator = client_of(server)
+        reply = operator.request("shutdown", timeout=30)
+        assert reply["result"]["outcome"] == "done"
+        server.close()  # what serve() does once the loop has ended
+        with pytest.raises(ServerGone, match=r"the server stopped \(shutdown by \w+\)"):
+            for _ in range(50):
+                watcher.poll()
