@@ -58,9 +58,9 @@ def test_restart_scale_and_purge_are_audited_with_the_user(
     runtime.purge("events.save_event")
     text = log_file.read_text()
     user = getpass.getuser()
-    assert f"user {user}: restart worker-1: restarting worker-1" in text
-    assert f"user {user}: scale +1: worker: scaling to 2" in text
-    assert f"user {user}: purge events.save_event: purged 1204 messages" in text
+    assert f"user {user}: restart worker-1: done: restarting worker-1" in text
+    assert f"user {user}: scale +1: done: worker: scaling to 2" in text
+    assert f"user {user}: purge events.save_event: done: purged 1204 messages" in text
 
 
 def test_undecodable_events_and_a_failing_on_connect_hook_are_counted_and_logged(
