@@ -40,6 +40,7 @@ from tests.benchmarks.compare.attached import (
     BROKER_UP,
     DATA_FRAME,
     BrokerCount,
+    CpuMeter,
     ServerLauncher,
     become_subreaper,
     console_argv,
@@ -117,10 +118,12 @@ class Bench:
         count = BrokerCount(self.db.db, who)
         parts = self.plan.idle_slices
         for _ in range(parts):
-            cpu0, began = cpu_of(measured), time.monotonic()
+            meter, first = CpuMeter(measured), CpuMeter(measured[:1])
             time.sleep(self.plan.idle_seconds / parts)
-            took = time.monotonic() - began
-            self.out.add(f"idle cpu {key}", 100 * (cpu_of(measured) - cpu0) / took)
+            total, own = meter.percent(), first.percent()
+            self.out.add(f"idle cpu {key}", total)
+            if len(measured) > 1:
+                self.out.add(f"idle cpu {key} clients", total - own)
         rates = count.stop()
         console = [name for name in who if name != "workers"]
         self.out.add(f"broker cmds {key}", sum(rates[name] for name in console))
@@ -274,7 +277,10 @@ def rows(res: Results, plan: Plan) -> list[Row]:
         Row("  same, to broker shown connected", g("attach up cold"), "", None, ".2f"),
         Row("idle CPU %: server + 1 TUI", one, "in-process", base, ".2f", "<= 1.0x",
             _ratio_at_most(one, base, 1.0)),
+        Row("  of which the TUI", g("idle cpu server + 1 TUI clients"), "in-process", base,
+            ".2f"),
         Row("idle CPU %: server + 3 TUIs", three, "in-process", base, ".2f"),
+        Row("  of which the 3 TUIs", g("idle cpu server + 3 TUIs clients"), "", None, ".2f"),
         Row("idle CPU %: server alone", g("idle cpu server alone"), "in-process", base, ".2f"),
         Row(f"{rate} replay CPU %: server + 1 TUI", load, "in-process", load_base, ".1f",
             "<= 1.0x", _ratio_at_most(load, load_base, 1.0)),
