@@ -11,7 +11,9 @@ Claims an empty database of the Redis at 127.0.0.1:6379 and measures, with 2 sup
    server alone, with the commands per second each sends to the claimed database (Redis
    ``MONITOR``, attributed by client port) and its broker connections;
 3. CPU under a 5,000 tasks/s event replay (15,000 events/s): in-process console vs server + 1 TUI,
-   both pinned to core 1, the publisher to core 0.
+   both pinned to core 1, the publisher to core 0; CPU counted from the replay's start to 1 s
+   after its end. The in-process console counts events with ``console_proc``'s 50 ms probe
+   thread (its only way to report them); the server's count comes from a short-lived client.
 
 Prints one table (median [min-max]) and deletes what it created. Every process it starts (and
 every server a TUI starts) is killed with its process group when it ends, also on Ctrl-C.
@@ -77,7 +79,7 @@ class Plan:
     rate: int = 5_000
 
 
-QUICK = Plan(attach_runs=3, start_runs=3, idle_seconds=12.0, replay_seconds=6.0)
+QUICK = Plan(attach_runs=3, start_runs=3, idle_seconds=15.0, replay_seconds=6.0)
 
 
 class Bench:
