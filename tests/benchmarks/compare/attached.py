@@ -31,7 +31,7 @@ from console.runtime import DashboardData
 from console.server.client import NoServer, ServerClient
 from console.server.protocol import data_from_json
 from tests.benchmarks.compare.benchapp import APP_PATH
-from tests.benchmarks.compare.procs import BIN, HOST, PORT, TERM_SIZE, Launcher, wait_until
+from tests.benchmarks.compare.procs import BIN, HOST, PORT, ROOT, TERM_SIZE, Launcher, wait_until
 
 DATA_FRAME = b"attached: server"
 """Drawn (status bar, log title) only once the screen shows a snapshot from the server."""
@@ -112,7 +112,7 @@ class ServerLauncher(Launcher):
                 stdout=slave,
                 stderr=slave,
                 env=env,
-                cwd=Path(__file__).resolve().parents[3],
+                cwd=ROOT,
                 start_new_session=True,
             )
         finally:
