@@ -203,6 +203,7 @@ class RemoteSource:
         self._fresh = threading.Condition()
         self._seq = 0
         self._seen = 0
+        self._output: dict[str, tuple[int | None, Any, list[str]]] = {}
         client.on_data = self._take
         client.request("subscribe")
 
@@ -231,12 +232,23 @@ class RemoteSource:
             return self._latest
 
     def output(self, name: str, last: int | None = None) -> list[str]:
-        """The tail of a program's output (empty when the program is gone)."""
+        """The tail of a program's output (empty when the program is gone).
+
+        The last answer per program is kept with the server's mark, so while nothing new was
+        written the server answers ``unchanged`` instead of sending the lines again.
+        """
+        known = self._output.get(name)
+        mark = known[1] if known is not None and known[0] == last else None
         try:
-            reply = self.client.request("output", timeout=3.0, name=name, last=last)
+            reply = self.client.request("output", timeout=3.0, name=name, last=last, mark=mark)
         except (ServerRefused, TimeoutError):
+            self._output.pop(name, None)
             return []
-        return list(reply.get("lines", []))
+        if reply.get("unchanged") and known is not None:
+            return list(known[2])
+        lines = list(reply.get("lines", []))
+        self._output[name] = (last, reply.get("mark"), lines)
+        return list(lines)
 
     def task(self, uuid: str) -> TaskInfo | None:
         """A task's detail from the server."""

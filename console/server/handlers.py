@@ -61,6 +61,8 @@ class RequestHandlers:
             log.exception("request %s failed", message.get("op"))
             body = {"type": "error", "message": f"{type(exc).__name__}: {exc}"}
         conn.send({"id": rid, **body})
+        if message.get("op") == "shutdown" and self.server.stopping.is_set():
+            self.server.end()  # only now: the reply is queued ahead of the goodbye
 
     def _hello(self, conn: Connection, message: dict[str, Any], rid: Any) -> bool:
         version = message.get("version")
@@ -83,14 +85,17 @@ class RequestHandlers:
         return {"type": "ok"}
 
     def op_output(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
-        """The tail of one program's output."""
+        """The tail of a program's output, or ``unchanged`` when the client's mark is current."""
         name = str(message["name"])
         last = message.get("last")
         try:
+            mark = self.runtime.supervisor.output_mark(name)  # before the lines: never too new
+            if message.get("mark") == mark:
+                return {"type": "output", "mark": mark, "unchanged": True}
             lines = self.runtime.output(name, int(last) if last else None)
         except KeyError:
             return {"type": "error", "message": f"no program named {name!r}"}
-        return {"type": "output", "lines": lines}
+        return {"type": "output", "mark": mark, "lines": lines}
 
     def op_task(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
         """One task's detail as the cluster monitor last saw it."""
@@ -151,7 +156,7 @@ class RequestHandlers:
         who = user_name(conn.uid)
         token = ACTING_USER.set(who)
         try:
-            self.server.shutdown(wait=wait, reason=f"shutdown by {who}")
+            self.server.shutdown(wait=wait, reason=f"shutdown by {who}", end=False)
         finally:
             ACTING_USER.reset(token)
         return {"type": "result", "result": ActionResult.done("every program stopped").to_json()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import os
@@ -81,6 +82,12 @@ def data_from_json(value: dict[str, Any]) -> DashboardData:
     return result
 
 
+@functools.cache
+def _hints(tp: type) -> dict[str, Any]:
+    """A dataclass's resolved field types (resolving them costs more than decoding a row)."""
+    return typing.get_type_hints(tp)
+
+
 def from_json(tp: Any, value: Any) -> Any:
     """``value`` (plain JSON) converted to the type ``tp`` names: dataclasses, enums, containers."""
     if value is None:
@@ -99,7 +106,7 @@ def from_json(tp: Any, value: Any) -> Any:
         _, item = typing.get_args(tp) or (Any, Any)
         return {k: from_json(item, v) for k, v in value.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp)
         known = {f.name for f in dataclasses.fields(tp) if f.init}
         return tp(**{k: from_json(hints[k], v) for k, v in value.items() if k in known})
     if isinstance(tp, type) and issubclass(tp, enum.Enum):

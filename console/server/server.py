@@ -305,8 +305,8 @@ class SupervisorServer:
         if self.on_poll is not None:
             self.on_poll(data)
 
-    def shutdown(self, wait: bool = True, reason: str = "shut down") -> None:
-        """Stop every program (warm when ``wait``), then end :meth:`serve_forever`."""
+    def shutdown(self, wait: bool = True, reason: str = "shut down", end: bool = True) -> None:
+        """Stop every program (warm when ``wait``), then (with ``end``) :meth:`serve_forever`."""
         with self._shutdown_lock:
             if not self.stopping.is_set():
                 self.stop_reason = f"the server stopped ({reason})"
@@ -318,8 +318,13 @@ class SupervisorServer:
                 self.runtime.shutdown()
             else:
                 self.runtime.shutdown_now()
-            self.stopped.set()
-            self._wake.set()
+        if end:
+            self.end()
+
+    def end(self) -> None:
+        """Let :meth:`serve_forever` return (the programs are down)."""
+        self.stopped.set()
+        self._wake.set()
 
     def close(self) -> None:
         """Close the socket and every client connection."""

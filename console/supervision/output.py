@@ -64,11 +64,14 @@ class OutputBuffer:
         self._lines: deque[str] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self._logfile = logfile
+        self.written = 0
+        """Lines fed so far: a reader that saw this many has seen everything."""
 
     def feed_lines(self, lines: list[str]) -> None:
         """Append complete lines (without their newline)."""
         with self._lock:
             self._lines.extend(lines)
+            self.written += len(lines)
 
     def write_log(self, data: bytes) -> None:
         """Copy raw output to the log file, if there is one."""

@@ -202,6 +202,13 @@ class Supervisor:
             raise KeyError(f"no program named {name!r}")
         return buffer.lines(last)
 
+    def output_mark(self, name: str) -> int:
+        """How many lines the program has written so far (changes whenever its output does)."""
+        buffer = self._buffers.get(name)
+        if buffer is None:
+            raise KeyError(f"no program named {name!r}")
+        return buffer.written
+
     def wait_for(self, predicate: Callable[[list[ProcessSnapshot]], bool], timeout: float) -> bool:
         """Wait until ``predicate(snapshot())`` holds; False after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

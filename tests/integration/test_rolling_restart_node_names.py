@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from console.actions import ActionResult
 from console.runtime import worker_node_name
 from console.settings import WorkerGroup
 from console.supervision import ProcessState
@@ -44,14 +45,14 @@ def test_rolling_restart_with_node_name_template(
     with supervised_workers(redis_url, state_dir, unique, group, monkeypatch) as runtime:
         wait_until(lambda: runtime.control.ping([node]).get(node, False), 90, f"{node} answering")
         pid_before = runtime.supervisor.snapshot()[0].pid
-        outcome: list[str] = []
+        outcome: list[ActionResult] = []
         began = time.monotonic()
         restarter = threading.Thread(target=lambda: outcome.append(runtime.rolling_restart()))
         restarter.start()
         restarter.join(FINISHED_WITHIN)
         took = time.monotonic() - began
         assert not restarter.is_alive(), f"rolling restart still waiting after {took:.0f}s"
-        assert outcome == [f"{group.name}: rolling restart done"]
+        assert [r.message for r in outcome] == [f"{group.name}: rolling restart done"]
         snap = runtime.supervisor.snapshot()[0]
         assert snap.pid != pid_before and snap.restarts == 1
         assert snap.state is ProcessState.RUNNING

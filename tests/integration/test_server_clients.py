@@ -203,3 +203,17 @@ def test_clients_are_told_why_the_server_went_away(redis_url: str, state_dir: Pa
         with pytest.raises(ServerGone, match=r"the server stopped \(shutdown by \w+\)"):
             for _ in range(50):
                 watcher.poll()
+
+
+def test_output_is_sent_again_only_when_it_changed(redis_url: str, state_dir: Path) -> None:
+    with inprocess_server(redis_url, state_dir) as server:
+        source = RemoteSource(client_of(server), server.settings, read_only=False)
+        assert source.output("worker-1", 500) == []
+        first = source.client.request("output", name="worker-1", last=500, mark=0)
+        assert first.get("unchanged") is True
+        server.runtime.supervisor._buffers["worker-1"].feed_lines(["one", "two"])
+        assert source.output("worker-1", 500) == ["one", "two"]
+        again = source.client.request("output", name="worker-1", last=500, mark=2)
+        assert again.get("unchanged") is True
+        assert source.output("worker-1", 1) == ["two"]  # another tail length: asked afresh
+        source.detach()

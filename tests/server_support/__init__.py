@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,13 @@ def inprocess_server(
         refresh_interval=0.2,
     ).with_broker(broker_url, "test")
     supervisor = Supervisor(spawner=FakeSpawner(FakeClock()), tick_interval=0.02)
-    runtime = ConsoleRuntime(settings, load_app(settings.app, broker_url), supervisor)
+    before = os.environ.get("SENTRY_BROKER_URL")
+    app = load_app(settings.app, broker_url)  # which also sets SENTRY_BROKER_URL: put it back
+    if before is None:
+        os.environ.pop("SENTRY_BROKER_URL", None)
+    else:
+        os.environ["SENTRY_BROKER_URL"] = before
+    runtime = ConsoleRuntime(settings, app, supervisor)
     server = SupervisorServer(runtime)
     server.listen()
     runtime.start()

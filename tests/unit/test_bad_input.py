@@ -185,11 +185,15 @@ def test_case_table_is_big_enough() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
 
 
+OWN_SETTINGS = ("SENTRY_BROKER_URL", "SENTRY_CONF")
+"""Variables each case sets for itself, never inherited from the test process."""
+
+
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
     """Run ``python -m console`` in its own process group; kill the group whatever happens."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "console", *args],
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if k not in OWN_SETTINGS}, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
