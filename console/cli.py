@@ -100,12 +100,13 @@ pass_context = click.make_pass_decorator(Context)
 @click.group(cls=ConsoleGroup, invoke_without_command=True)
 @click.option("--app", "app_path", default=None, help="Celery app import path [workers.app].")
 @click.option("--broker", default=None, help="Broker URL (overrides SENTRY_BROKER_URL).")
+@click.option("--reload", is_flag=True, help="Restart workers and cron when the code changes.")
 @click.version_option(package_name="sentry-console")
 @click.pass_context
-def main(ctx: click.Context, app_path: str | None, broker: str | None) -> None:
+def main(ctx: click.Context, app_path: str | None, broker: str | None, reload: bool) -> None:
     """Supervise and watch Celery workers and cron. With no command, open the console."""
     try:
-        settings = resolve_settings(cli_broker=broker, app=app_path)
+        settings = resolve_settings(cli_broker=broker, app=app_path, reload=reload)
     except (SettingsError, BrokerURLError) as exc:
         fail(str(exc))
     ctx.obj = Context(settings)

@@ -6,6 +6,7 @@ The TUI drives one :class:`ConsoleRuntime`; every blocking call here is made off
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -24,6 +25,7 @@ from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
+from console.reload import CodeReloader, describe_change, restart_programs
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
 
@@ -48,6 +50,7 @@ class DashboardData:
     active_tasks: tuple[TaskInfo, ...] = ()
     cluster_state: str = "starting"
     events_received: int = 0
+    last_reload: str | None = None
     taken_at: float = field(default_factory=time.time)
 
 
@@ -105,6 +108,9 @@ class ConsoleRuntime:
         self._poll_lock = threading.Lock()
         self._status_key: tuple[object, ...] = ()
         self._status_at = 0.0
+        self._reloader: CodeReloader | None = None
+        self.last_reload: str | None = None
+        """What the last reload did, e.g. ``reloaded: tasks.py changed`` (None before one)."""
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -116,9 +122,14 @@ class ConsoleRuntime:
             self.supervisor.add_program(cron_program(self.settings))
         self.supervisor.run_in_background()
         self.monitor.start()
+        if self.settings.reload:
+            self._reloader = CodeReloader(self.settings, self.reload_code)
+            self._reloader.start()
 
     def shutdown(self) -> None:
         """Warm-stop every child, then stop the monitors; safe to call twice."""
+        if self._reloader is not None:
+            self._reloader.stop()
         self.supervisor.shutdown()
         self.monitor.stop()
         self.control.close_soon()
@@ -156,6 +167,7 @@ class ConsoleRuntime:
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
+                last_reload=self.last_reload,
             )
             self._write_status(data)
             return data
@@ -299,6 +311,18 @@ class ConsoleRuntime:
         except RemoteControlError as exc:
             return f"refused: {exc}"
         return f"{hostname}: pool {'grown' if delta > 0 else 'shrunk'} by {abs(delta)}"
+
+    def reload_code(self, changed: Sequence[Path]) -> str:
+        """Restart workers and cron after a source change (warm stop; rolling in big groups)."""
+        note = f"reloaded: {describe_change(changed)}"
+        self.last_reload = note
+        logging.getLogger("console").info("%s (%s)", note, ", ".join(map(str, changed)))
+        problems = restart_programs(self.supervisor, self.rolling_restart)
+        if problems:
+            note = f"reload stopped: {problems[0]}"
+            self.last_reload = note
+            logging.getLogger("console").warning("%s", note)
+        return note
 
     def shutdown_now(self) -> None:
         """Stop every child without waiting for tasks in flight (they return to their queue)."""

@@ -1,0 +1,176 @@
+"""``--reload`` with real files and real Celery workers: edit a task, break the app, fix it."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.appref import load_app
+from console.runtime import ConsoleRuntime
+from console.settings import Settings, WorkerGroup
+from console.supervision import ProcessSnapshot, ProcessState, Supervisor
+from tests.chaos_support.helpers import kill_groups, wait_until
+
+pytestmark = pytest.mark.timeout(240)
+
+APP = """\
+import os
+
+from celery import Celery
+
+from . import tasks
+
+SUFFIX = {suffix!r}
+app = Celery("reload-" + SUFFIX, broker=os.environ["SENTRY_BROKER_URL"],
+             backend=os.environ["SENTRY_BROKER_URL"], set_as_current=False)
+app.conf.update(
+    task_default_queue="reload-" + SUFFIX,
+    control_exchange="ctl-" + SUFFIX,
+    event_exchange="ev-" + SUFFIX,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="reload_test.value")
+def value():
+    return tasks.value()
+"""
+
+
+def tasks_source(body: str) -> str:
+    """The app's tasks module with ``value()`` returning ``body``."""
+    return f"def value():\n    return {body}\n"
+
+
+def save(path: Path, text: str) -> None:
+    """Write a file the way an editor saves: a new file renamed over the old one."""
+    tmp = path.with_name(f".{path.name}.saving")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@pytest.fixture
+def app_package(
+    tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A Celery app package of the test's own in a temp directory, importable by the children."""
+    root = tmp_path / "src"
+    package = root / f"reloadapp_{unique}"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "app.py").write_text(APP.format(suffix=unique))
+    (package / "tasks.py").write_text(tasks_source('"first"'))
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    yield package
+    for name in [m for m in sys.modules if m.startswith(package.name)]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def runtime(
+    app_package: Path,
+    redis_url: str,
+    state_dir: Path,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[ConsoleRuntime]:
+    """A started runtime with ``reload`` on: one worker process and the cron."""
+    monkeypatch.setenv("SENTRY_BROKER_URL", redis_url)
+    settings = Settings(
+        broker=None,
+        broker_source="test",
+        app=f"{app_package.name}.app:app",
+        state_dir=state_dir,
+        worker_groups=(WorkerGroup(processes=1, concurrency=1, hostname=f"rl{unique}-{{n}}@%h"),),
+        reload=True,
+    ).with_broker(redis_url, "test")
+    rt = ConsoleRuntime(settings, load_app(settings.app, redis_url), Supervisor(tick_interval=0.05))
+    rt.start()
+    groups: set[int] = set()
+    try:
+        assert rt._reloader is not None and rt._reloader.watching.wait(30)
+        yield rt
+    finally:
+        groups.update(s.pgid for s in rt.supervisor.snapshot() if s.pgid)
+        rt.shutdown()
+        kill_groups(sorted(groups))
+
+
+def snap(rt: ConsoleRuntime, name: str) -> ProcessSnapshot:
+    """The current snapshot of one program."""
+    return next(s for s in rt.supervisor.snapshot() if s.name == name)
+
+
+def running_pid(rt: ConsoleRuntime, name: str, timeout: float = 60) -> int:
+    """Wait until ``name`` is RUNNING; its pid."""
+    assert rt.supervisor.wait_for(
+        lambda snaps: any(s.name == name and s.state is ProcessState.RUNNING for s in snaps),
+        timeout,
+    ), snap(rt, name)
+    pid = snap(rt, name).pid
+    assert pid is not None
+    return pid
+
+
+def run_value(rt: ConsoleRuntime, timeout: float = 60) -> object:
+    """Run the app's task once through the broker and return its result."""
+    return rt.app.send_task("reload_test.value").get(timeout=timeout)
+
+
+def test_an_edited_task_returns_the_new_value_and_cron_restarts(
+    runtime: ConsoleRuntime, app_package: Path
+) -> None:
+    worker_pid, cron_pid = running_pid(runtime, "worker-1"), running_pid(runtime, "cron")
+    assert run_value(runtime) == "first"
+
+    saved = time.monotonic()
+    save(app_package / "tasks.py", tasks_source('"second version"'))
+    wait_until(lambda: snap(runtime, "worker-1").pid not in (worker_pid, None), 60, "a new worker")
+    assert run_value(runtime) == "second version"
+    print(f"new value {time.monotonic() - saved:.2f}s after the save")
+    assert runtime.last_reload == "reloaded: tasks.py changed"
+    assert runtime.poll().last_reload == "reloaded: tasks.py changed"
+    wait_until(lambda: snap(runtime, "cron").pid not in (cron_pid, None), 60, "a new cron")
+    assert snap(runtime, "worker-1").restarts == 1
+
+
+def test_a_syntax_error_fails_the_programs_and_its_fix_brings_them_back(
+    runtime: ConsoleRuntime, app_package: Path
+) -> None:
+    running_pid(runtime, "worker-1")
+    save(app_package / "tasks.py", "def value(:\n    return 1\n")
+    assert runtime.supervisor.wait_for(
+        lambda snaps: all(s.state is ProcessState.FATAL for s in snaps), 90
+    ), runtime.supervisor.snapshot()
+    output = "\n".join(runtime.output("worker-1"))
+    assert "invalid syntax (tasks.py line 1)" in output, output[-2000:]
+    status = runtime.poll()
+    assert status.last_reload == "reloaded: tasks.py changed"
+
+    save(app_package / "tasks.py", tasks_source('"fixed"'))
+    running_pid(runtime, "worker-1", timeout=90)
+    running_pid(runtime, "cron", timeout=90)
+    assert run_value(runtime) == "fixed"
+
+
+def test_a_fix_during_backoff_starts_the_worker_at_once(
+    runtime: ConsoleRuntime, app_package: Path
+) -> None:
+    running_pid(runtime, "worker-1")
+    save(app_package / "tasks.py", "import no_such_module_here\n")
+    assert runtime.supervisor.wait_for(
+        lambda snaps: any(s.name == "worker-1" and s.state is ProcessState.BACKOFF for s in snaps),
+        60,
+    )
+    assert "no_such_module_here" in "\n".join(runtime.output("worker-1"))
+    save(app_package / "tasks.py", tasks_source('"back"'))
+    running_pid(runtime, "worker-1", timeout=90)
+    assert run_value(runtime) == "back"
+    assert snap(runtime, "worker-1").state is ProcessState.RUNNING
