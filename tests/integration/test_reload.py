@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,9 +55,7 @@ def save(path: Path, text: str) -> None:
 
 
 @pytest.fixture
-def app_package(
-    tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
+def app_package(tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A Celery app package of the test's own in a temp directory, importable by the children."""
     root = tmp_path / "src"
     package = root / f"reloadapp_{unique}"
