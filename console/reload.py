@@ -74,8 +74,8 @@ def app_source_roots(app_path: str) -> list[Path]:
 
 
 @lru_cache(maxsize=1024)
-def _in_virtualenv(directory: Path) -> bool:
-    return any((d / "pyvenv.cfg").exists() for d in (directory, *directory.parents))
+def _is_virtualenv(directory: Path) -> bool:
+    return (directory / "pyvenv.cfg").exists()
 
 
 class SourceFilter:
@@ -107,7 +107,9 @@ class SourceFilter:
             return False
         if not any(fnmatch.fnmatchcase(name, p) for p in self.patterns):
             return False
-        return not _in_virtualenv(path.parent)
+        # A virtualenv under any other name (``env/``, ``.py311/``) is known by its pyvenv.cfg.
+        dirs = (root.joinpath(*inner[:i]) for i in range(1, len(inner)))
+        return not any(_is_virtualenv(d) for d in dirs)
 
 
 def watch_roots(settings: Settings) -> list[Path]:
