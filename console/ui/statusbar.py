@@ -61,7 +61,7 @@ def status_parts(data: DashboardData, source: str) -> list[Part]:
     if data.last_reload:
         failing = [p.name for p in data.processes if p.state in _FAILING]
         text = data.last_reload + (f", {failing[0]} failing" if failing else "")
-        parts.append(Part(Text(text, "bold red" if failing else "cyan"), 7))
+        parts.append(Part(Text(text, "bold red" if failing else "cyan"), 9 if failing else 7))
     return parts
 
 
