@@ -14,55 +14,16 @@ from console.runtime import ConsoleRuntime
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
 from tests.chaos_support.helpers import kill_groups, wait_until
+from tests.cluster_support.reload_app import TASK, save, tasks_source, write_package
 
 pytestmark = pytest.mark.timeout(240)
-
-APP = """\
-import os
-
-from celery import Celery
-
-from . import tasks
-
-SUFFIX = {suffix!r}
-app = Celery("reload-" + SUFFIX, broker=os.environ["SENTRY_BROKER_URL"],
-             backend=os.environ["SENTRY_BROKER_URL"], set_as_current=False)
-app.conf.update(
-    task_default_queue="reload-" + SUFFIX,
-    control_exchange="ctl-" + SUFFIX,
-    event_exchange="ev-" + SUFFIX,
-    broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-)
-
-
-@app.task(name="reload_test.value")
-def value():
-    return tasks.value()
-"""
-
-
-def tasks_source(body: str) -> str:
-    """The app's tasks module with ``value()`` returning ``body``."""
-    return f"def value():\n    return {body}\n"
-
-
-def save(path: Path, text: str) -> None:
-    """Write a file the way an editor saves: a new file renamed over the old one."""
-    tmp = path.with_name(f".{path.name}.saving")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 @pytest.fixture
 def app_package(tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A Celery app package of the test's own in a temp directory, importable by the children."""
     root = tmp_path / "src"
-    package = root / f"reloadapp_{unique}"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "app.py").write_text(APP.format(suffix=unique))
-    (package / "tasks.py").write_text(tasks_source('"first"'))
+    package = write_package(root, unique)
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setenv("PYTHONPATH", str(root))
     yield package
@@ -118,7 +79,7 @@ def running_pid(rt: ConsoleRuntime, name: str, timeout: float = 60) -> int:
 
 def run_value(rt: ConsoleRuntime, timeout: float = 60) -> object:
     """Run the app's task once through the broker and return its result."""
-    return rt.app.send_task("reload_test.value").get(timeout=timeout)
+    return rt.app.send_task(TASK).get(timeout=timeout)
 
 
 def test_an_edited_task_returns_the_new_value_and_cron_restarts(
