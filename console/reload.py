@@ -174,12 +174,12 @@ class CodeReloader:
         log.info("reload: watching %s", ", ".join(str(d) for d in self.dirs))
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop watching; a reload in progress is not waited for beyond ``timeout``."""
+        """Stop watching. A reload in progress is not waited for: it ends by itself once the
+        supervisor shuts down, which is what normally follows."""
         self._stop.set()
         self._wake.set()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout)
+        if self._threads and self._threads[0] is not threading.current_thread():
+            self._threads[0].join(timeout)
 
     def _watch(self) -> None:
         from watchfiles import watch

@@ -115,6 +115,8 @@ class ConsoleRuntime:
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start every configured program and the background monitors."""
+        if self.settings.reload:  # before any program starts: a path it cannot find is fatal
+            self._reloader = CodeReloader(self.settings, self.reload_code)
         for group in self.settings.worker_groups:
             for n in range(1, group.processes + 1):
                 self.supervisor.add_program(worker_program(self.settings, group, n), number=n)
@@ -122,8 +124,7 @@ class ConsoleRuntime:
             self.supervisor.add_program(cron_program(self.settings))
         self.supervisor.run_in_background()
         self.monitor.start()
-        if self.settings.reload:
-            self._reloader = CodeReloader(self.settings, self.reload_code)
+        if self._reloader is not None:
             self._reloader.start()
 
     def shutdown(self) -> None:

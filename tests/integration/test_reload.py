@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -83,8 +84,9 @@ def run_value(rt: ConsoleRuntime, timeout: float = 60) -> object:
 
 
 def test_an_edited_task_returns_the_new_value_and_cron_restarts(
-    runtime: ConsoleRuntime, app_package: Path
+    runtime: ConsoleRuntime, app_package: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="console")
     worker_pid, cron_pid = running_pid(runtime, "worker-1"), running_pid(runtime, "cron")
     assert run_value(runtime) == "first"
 
@@ -95,6 +97,7 @@ def test_an_edited_task_returns_the_new_value_and_cron_restarts(
     print(f"new value {time.monotonic() - saved:.2f}s after the save")
     assert runtime.last_reload == "reloaded: tasks.py changed"
     assert runtime.poll().last_reload == "reloaded: tasks.py changed"
+    assert f"reloaded: tasks.py changed ({app_package / 'tasks.py'})" in caplog.messages
     wait_until(lambda: snap(runtime, "cron").pid not in (cron_pid, None), 60, "a new cron")
     assert snap(runtime, "worker-1").restarts == 1
 
