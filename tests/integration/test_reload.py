@@ -39,15 +39,20 @@ def runtime(
     state_dir: Path,
     unique: str,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[ConsoleRuntime]:
-    """A started runtime with ``reload`` on: one worker process and the cron."""
+    """A started runtime with ``reload`` on: one worker process and the cron, or (with an
+    indirect parameter) that many worker processes and no cron."""
     monkeypatch.setenv("SENTRY_BROKER_URL", redis_url)
+    processes = getattr(request, "param", 1)
+    group = WorkerGroup(processes=processes, concurrency=1, hostname=f"rl{unique}-{{n}}@%h")
     settings = Settings(
         broker=None,
         broker_source="test",
         app=f"{app_package.name}.app:app",
         state_dir=state_dir,
-        worker_groups=(WorkerGroup(processes=1, concurrency=1, hostname=f"rl{unique}-{{n}}@%h"),),
+        worker_groups=(group,),
+        cron=processes == 1,
         reload=True,
     ).with_broker(redis_url, "test")
     rt = ConsoleRuntime(settings, load_app(settings.app, redis_url), Supervisor(tick_interval=0.05))
@@ -135,3 +140,22 @@ def test_a_fix_during_backoff_starts_the_worker_at_once(
     running_pid(runtime, "worker-1", timeout=90)
     assert run_value(runtime) == "back"
     assert snap(runtime, "worker-1").state is ProcessState.RUNNING
+
+
+@pytest.mark.parametrize("runtime", [2], indirect=True)
+def test_a_group_of_two_reloads_rolling(runtime: ConsoleRuntime, app_package: Path) -> None:
+    before = {name: running_pid(runtime, name) for name in ("worker-1", "worker-2")}
+    save(app_package / "tasks.py", tasks_source('"rolled"'))
+    wait_until(
+        lambda: snap(runtime, "worker-1").pid not in (before["worker-1"], None), 60, "worker-1"
+    )
+    # worker-2 goes only once worker-1's replacement is RUNNING and answers a ping.
+    assert snap(runtime, "worker-2").pid == before["worker-2"]
+    assert snap(runtime, "worker-2").state is ProcessState.RUNNING
+    running_pid(runtime, "worker-1")
+    wait_until(
+        lambda: snap(runtime, "worker-2").pid not in (before["worker-2"], None), 60, "worker-2"
+    )
+    running_pid(runtime, "worker-2")
+    assert [run_value(runtime) for _ in range(4)] == ["rolled"] * 4
+    assert runtime.last_reload == "reloaded: tasks.py changed"
