@@ -15,15 +15,19 @@ from console.appref import AppLoadError, app_queue_names, ingest_task, load_app
 from console.broker.depth import BrokerUnavailable
 from console.broker.embedded import ConsoleAlreadyRunning, EmbeddedBroker, EmbeddedBrokerError
 from console.broker.urls import BrokerURLError, redact_url
+from console.server.lifecycle import ServerAlreadyRunning
+from console.server.server import ServerError
 from console.settings import Settings, SettingsError, resolve_settings
 
-KNOWN_ERRORS = (
+KNOWN_ERRORS: tuple[type[Exception], ...] = (
     SettingsError,
     AppLoadError,
     BrokerURLError,
     BrokerUnavailable,
     EmbeddedBrokerError,
     ConsoleAlreadyRunning,
+    ServerAlreadyRunning,
+    ServerError,
 )
 
 
@@ -74,6 +78,9 @@ class Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.app_path: str | None = None
+        self.broker_flag: str | None = None
+        self.ctl_read_only = False
 
     @contextmanager
     def broker(self) -> Iterator[Settings]:
@@ -100,20 +107,32 @@ pass_context = click.make_pass_decorator(Context)
 @click.group(cls=ConsoleGroup, invoke_without_command=True)
 @click.option("--app", "app_path", default=None, help="Celery app import path [workers.app].")
 @click.option("--broker", default=None, help="Broker URL (overrides SENTRY_BROKER_URL).")
+@click.option("--read-only", is_flag=True, help="Watch only: every action refused, keys hidden.")
 @click.option("--reload", is_flag=True, help="Restart workers and cron when the code changes.")
 @click.version_option(package_name="sentry-console")
 @click.pass_context
-def main(ctx: click.Context, app_path: str | None, broker: str | None, reload: bool) -> None:
-    """Supervise and watch Celery workers and cron. With no command, open the console."""
+def main(
+    ctx: click.Context, app_path: str | None, broker: str | None, read_only: bool, reload: bool
+) -> None:
+    """Supervise and watch Celery workers and cron. With no command, open the console.
+
+    The programs belong to a supervisor server, one per state directory: the console attaches
+    to it, starting it in the background when none runs. q stops everything, d detaches.
+    """
+    from console.server.lifecycle import BROKER_FLAG_ENV
+
+    if broker is None:  # a TUI hands its --broker to the server it starts this way
+        broker = os.environ.pop(BROKER_FLAG_ENV, None)
     try:
         settings = resolve_settings(cli_broker=broker, app=app_path, reload=reload)
     except (SettingsError, BrokerURLError) as exc:
         fail(str(exc))
     ctx.obj = Context(settings)
+    ctx.obj.app_path, ctx.obj.broker_flag = app_path, broker
     if ctx.invoked_subcommand is None:
         from console.ui.launch import run_console
 
-        run_console(settings)
+        run_console(settings, app_path=app_path, broker_flag=broker, read_only=read_only)
 
 
 @main.group()
@@ -198,6 +217,10 @@ def send_events_cmd(obj: Context, count: int, rate: float | None) -> None:
 from console import cli_queues  # noqa: E402  (registers the queues and status commands)
 
 cli_queues.register(main)
+
+from console import cli_server  # noqa: E402  (registers serve and ctl)
+
+cli_server.register(main)
 
 
 @main.command("screenshots")

@@ -13,6 +13,7 @@ from console.appref import app_queue_names, transport_options
 from console.broker.depth import BrokerUnavailable, QueueDepth, make_depth_probe
 from console.broker.embedded import ConsoleLock
 from console.broker.health import BrokerHealth, BrokerHealthProbe
+from console.consolelog import audit, log_path, setup_console_log
 from console.runtime import read_status
 from console.settings import Settings
 
@@ -98,6 +99,8 @@ def queues_purge(obj: Any, force: bool, queue: str) -> None:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=PURGE_TIMEOUT)
             removed = conn.default_channel.queue_purge(queue) or 0
+        setup_console_log(settings.state_dir)
+        audit(f"purge {queue} (command line)", f"{removed:,} messages")
     click.echo(f"purged {removed} messages from {queue}")
 
 
@@ -143,6 +146,8 @@ def status(obj: Any, as_json: bool) -> None:
             "running": console_pid is not None,
             "pid": console_pid,
             "processes": (snapshot or {}).get("processes", []),
+            "errors": (snapshot or {}).get("errors", {}),
+            "log_file": str(log_path(settings.state_dir)),
         },
         "queues": queue_rows,
         "workers": workers,

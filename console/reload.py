@@ -19,7 +19,7 @@ from typing import Any
 from console.settings import Settings, SettingsError
 from console.supervision import ProcessState, RollingRestartError, Supervisor
 
-log = logging.getLogger("console")
+log = logging.getLogger("sentry_console.reload")
 
 #: A burst of writes (an editor's save, a ``git checkout``) ends after this much quiet ...
 QUIET_MS = 200

@@ -6,7 +6,6 @@ The TUI drives one :class:`ConsoleRuntime`; every blocking call here is made off
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import threading
@@ -19,13 +18,17 @@ from typing import Any
 from celery import Celery
 from celery.utils.nodenames import default_nodename, host_format, nodesplit
 
+from console.actions import ActionResult
 from console.appref import app_queue_names, transport_options
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
+from console.consolelog import audited, log_path, setup_console_log
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
 from console.reload import CodeReloader, describe_change, restart_programs
+from console.reload import log as reload_log
+from console.serialised import holding
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
 
@@ -52,11 +55,20 @@ class DashboardData:
     events_received: int = 0
     last_reload: str | None = None
     taken_at: float = field(default_factory=time.time)
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failures the cluster monitor survived, by kind."""
 
 
 def celery_node_name(value: str) -> str:
     """A worker's ``-n`` value expanded as ``celery worker`` does it (``%h``, ``%n``, ``%d``)."""
-    return host_format(default_nodename(value))
+    # The worker command expands the value, then WorkController applies default_nodename once
+    # more: "%n-1@%d" on a host without a domain becomes "vm-1@" and then "vm-1@vm".
+    return default_nodename(host_format(default_nodename(value)))
+
+
+def worker_node_name(group: WorkerGroup, n: int) -> str:
+    """The node name worker number ``n`` of ``group`` answers to; every caller uses this one."""
+    return celery_node_name(group.node_name(n))
 
 
 def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
@@ -67,7 +79,7 @@ def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -
         group = groups.get(process.group or "")
         number = process.name.rpartition("-")[2]
         if group is not None and number.isdigit():
-            names.add(celery_node_name(group.node_name(int(number))))
+            names.add(worker_node_name(group, int(number)))
     return names
 
 
@@ -106,6 +118,8 @@ class ConsoleRuntime:
         self._counts = {g.name: g.processes for g in settings.worker_groups}
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
+        self._scale_lock = threading.Lock()
+        self.log_file = log_path(settings.state_dir)
         self._status_key: tuple[object, ...] = ()
         self._status_at = 0.0
         self._reloader: CodeReloader | None = None
@@ -117,6 +131,7 @@ class ConsoleRuntime:
         """Start every configured program and the background monitors."""
         if self.settings.reload:  # before any program starts: a path it cannot find is fatal
             self._reloader = CodeReloader(self.settings, self.reload_code)
+        self.log_file = setup_console_log(self.settings.state_dir)
         for group in self.settings.worker_groups:
             for n in range(1, group.processes + 1):
                 self.supervisor.add_program(worker_program(self.settings, group, n), number=n)
@@ -127,6 +142,7 @@ class ConsoleRuntime:
         if self._reloader is not None:
             self._reloader.start()
 
+    @audited("stop everything")
     def shutdown(self) -> None:
         """Warm-stop every child, then stop the monitors; safe to call twice."""
         if self._reloader is not None:
@@ -134,9 +150,10 @@ class ConsoleRuntime:
         self.supervisor.shutdown()
         self.monitor.stop()
         self.control.close_soon()
-        self.health.close()
-        if self._depth is not None:
-            self._depth.close()
+        with self._poll_lock:  # a poll in flight finishes with its probes first
+            self.health.close()
+            if self._depth is not None:
+                self._depth.close()
         (self.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
 
     # data --------------------------------------------------------------------------------
@@ -169,6 +186,7 @@ class ConsoleRuntime:
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
                 last_reload=self.last_reload,
+                errors=cluster.errors,
             )
             self._write_status(data)
             return data
@@ -191,12 +209,13 @@ class ConsoleRuntime:
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
         path = self.settings.state_dir / STATUS_FILE
-        key = tuple((p.name, p.state, p.pid, p.restarts) for p in data.processes)
+        key = (*((p.name, p.state, p.pid, p.restarts) for p in data.processes), str(data.errors))
         if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
             return
         self._status_key, self._status_at = key, data.taken_at
         processes = [process_json(p) for p in data.processes]
         payload = {"pid": os.getpid(), "taken_at": data.taken_at, "processes": processes}
+        payload |= {"errors": data.errors, "log_file": str(self.log_file)}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload))
         tmp.replace(path)
@@ -206,34 +225,38 @@ class ConsoleRuntime:
         return self.supervisor.output(name, last)
 
     # actions (blocking; run them off the UI thread) ----------------------------------------
-    def restart(self, name: str) -> str:
+    @audited("restart {name}")
+    def restart(self, name: str) -> ActionResult:
         """Restart one program."""
         self.supervisor.restart(name)
-        return f"restarting {name}"
+        return ActionResult.done(f"restarting {name}")
 
-    def stop(self, name: str) -> str:
+    @audited("stop {name}")
+    def stop(self, name: str) -> ActionResult:
         """Stop one program (warm shutdown)."""
         self.supervisor.stop(name)
-        return f"stopping {name}"
+        return ActionResult.done(f"stopping {name}")
 
-    def start_program(self, name: str) -> str:
+    @audited("start {name}")
+    def start_program(self, name: str) -> ActionResult:
         """Start one program (also leaves FATAL)."""
         self.supervisor.start(name)
-        return f"starting {name}"
+        return ActionResult.done(f"starting {name}")
 
-    def toggle(self, name: str) -> str:
+    def toggle(self, name: str) -> ActionResult:
         """Stop a running program, or start a stopped one."""
         states = {p.name: p.state for p in self.supervisor.snapshot()}
         if states.get(name) in (ProcessState.RUNNING, ProcessState.STARTING, ProcessState.BACKOFF):
             return self.stop(name)
         return self.start_program(name)
 
-    def toggle_cron(self) -> str:
+    @audited("toggle cron")
+    def toggle_cron(self) -> ActionResult:
         """Run or stop the cron process."""
         names = {p.name for p in self.supervisor.snapshot()}
         if CRON not in names:
             self.supervisor.add_program(cron_program(self.settings))
-            return "cron added"
+            return ActionResult.done("cron added")
         return self.toggle(CRON)
 
     def group(self, name: str | None = None) -> WorkerGroup:
@@ -242,65 +265,74 @@ class ConsoleRuntime:
             return self.settings.worker_groups[0]
         return self._groups[name]
 
-    def scale(self, delta: int, group_name: str | None = None) -> str:
+    def group_size(self, name: str) -> int:
+        """How many processes a worker group is meant to have now."""
+        return self._counts[name]
+
+    @audited("scale {delta:+d}")
+    @holding("_scale_lock")  # the count and the supervisor's change go together, in order
+    def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
         """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
         group = self.group(group_name)
         count = self._counts[group.name] + delta
         if count < 0:
-            return f"{group.name}: already at 0 processes"
+            return ActionResult.refused(f"{group.name}: already at 0 processes")
         if count > self.settings.max_processes:
-            return f"{group.name}: limit is {self.settings.max_processes} processes"
+            limit = self.settings.max_processes
+            return ActionResult.refused(f"{group.name}: limit is {limit} processes")
         self._counts[group.name] = count
         self.supervisor.scale(group.name, count, lambda n: worker_program(self.settings, group, n))
-        return f"{group.name}: scaling to {count}"
+        return ActionResult.done(f"{group.name}: scaling to {count}")
 
-    def rolling_restart(self, group_name: str | None = None) -> str:
+    @audited("rolling restart")
+    def rolling_restart(self, group_name: str | None = None) -> ActionResult:
         """Restart a group's workers one at a time, each replacement answering a ping first."""
         group = self.group(group_name)
-        host = socket.gethostname()
 
         def ready(snap: ProcessSnapshot) -> bool:
             from console.cluster import RemoteControlError
 
-            n = int(snap.name.rsplit("-", 1)[1])
-            node = group.node_name(n).replace("%h", host)
+            node = worker_node_name(group, int(snap.name.rsplit("-", 1)[1]))
             try:
                 return self.control.ping([node]).get(node, False)
             except RemoteControlError:  # a broker hiccup: ask again at the next poll
                 return False
 
         self.supervisor.rolling_restart(group.name, ready)
-        return f"{group.name}: rolling restart done"
+        return ActionResult.done(f"{group.name}: rolling restart done")
 
     # operator actions on tasks, queues and pools (blocking; run them off the UI thread) ----
     def task(self, uuid: str) -> TaskInfo | None:
         """The detail of one task as the cluster monitor last saw it."""
         return self.monitor.task(uuid)
 
-    def revoke(self, uuid: str, terminate: bool = False) -> str:
+    @audited("revoke {uuid} (terminate: {terminate})")
+    def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
         """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
         from console.cluster import RemoteControlError
 
         try:
             self.control.revoke(uuid, terminate=terminate)
         except RemoteControlError as exc:
-            return f"refused: {exc}"
-        return f"{'terminated' if terminate else 'revoked'} {uuid[:8]}"
+            return ActionResult.failed(f"revoke of {uuid[:8]} failed: {exc}")
+        return ActionResult.done(f"{'terminated' if terminate else 'revoked'} {uuid[:8]}")
 
-    def purge(self, queue: str) -> str:
+    @audited("purge {queue}")
+    def purge(self, queue: str) -> ActionResult:
         """Delete every message waiting in one of the app's queues."""
         known = app_queue_names(self.app)
         if queue not in known:
-            return f"unknown queue {queue!r}"
+            return ActionResult.refused(f"unknown queue {queue!r}")
         try:
             with self.app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=5)
                 removed = conn.default_channel.queue_purge(queue) or 0
         except Exception as exc:
-            return f"refused: purge of {queue} failed: {type(exc).__name__}"
-        return f"purged {removed} messages from {queue}"
+            return ActionResult.failed(f"purge of {queue} failed: {type(exc).__name__}")
+        return ActionResult.done(f"purged {removed} messages from {queue}")
 
-    def pool(self, hostname: str, delta: int) -> str:
+    @audited("pool {hostname} {delta:+d}")
+    def pool(self, hostname: str, delta: int) -> ActionResult:
         """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
         from console.cluster import RemoteControlError
 
@@ -310,21 +342,23 @@ class ConsoleRuntime:
             else:
                 self.control.pool_shrink(hostname, -delta)
         except RemoteControlError as exc:
-            return f"refused: {exc}"
-        return f"{hostname}: pool {'grown' if delta > 0 else 'shrunk'} by {abs(delta)}"
+            return ActionResult.failed(f"{hostname}: {exc}")
+        verb = "grown" if delta > 0 else "shrunk"
+        return ActionResult.done(f"{hostname}: pool {verb} by {abs(delta)}")
 
     def reload_code(self, changed: Sequence[Path]) -> str:
         """Restart workers and cron after a source change (warm stop; rolling in big groups)."""
         note = f"reloaded: {describe_change(changed)}"
         self.last_reload = note
-        logging.getLogger("console").info("%s (%s)", note, ", ".join(map(str, changed)))
+        reload_log.info("%s (%s)", note, ", ".join(map(str, changed)))
         problems = restart_programs(self.supervisor, self.rolling_restart)
         if problems:
             note = f"reload stopped: {problems[0]}"
             self.last_reload = note
-            logging.getLogger("console").warning("%s", note)
+            reload_log.warning("%s", note)
         return note
 
+    @audited("stop everything now")
     def shutdown_now(self) -> None:
         """Stop every child without waiting for tasks in flight (they return to their queue)."""
         self.supervisor.shutdown(timeout=1.0)

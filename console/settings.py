@@ -28,6 +28,8 @@ Settings read from ``SENTRY_CONF``:
     from the directory of the configuration file.
 ``CONSOLE_RELOAD_PATTERNS``
     File name patterns that count as source (default ``["*.py"]``).
+``CONSOLE_KEYMAP``
+    Keys by binding id, replacing the defaults, e.g. ``{"restart": "ctrl+r", "rolling": "R,f5"}``.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class Settings:
     """Files or directories watched besides the app's own package."""
     reload_patterns: tuple[str, ...] = ("*.py",)
     """File name patterns (fnmatch) of the files whose change triggers a reload."""
+    keymap: tuple[tuple[str, str], ...] = ()
+    """(binding id, keys) pairs replacing default keys; the UI checks ids and clashes."""
 
     @property
     def redacted_broker_url(self) -> str:
@@ -213,6 +217,17 @@ def _reload_settings(conf: Mapping[str, Any], base: Path, flag: bool) -> dict[st
     return {"reload": enabled, "reload_paths": tuple(paths), "reload_patterns": tuple(patterns)}
 
 
+def _keymap(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        raise SettingsError("SENTRY_CONF: CONSOLE_KEYMAP must be a dict of binding id to keys")
+    for binding_id, keys in raw.items():
+        if not isinstance(binding_id, str) or not isinstance(keys, str) or not keys.strip():
+            raise SettingsError(
+                f"SENTRY_CONF: CONSOLE_KEYMAP: {binding_id!r} needs keys as a string, like 'ctrl+r'"
+            )
+    return tuple((binding_id, keys.replace(" ", "")) for binding_id, keys in raw.items())
+
+
 def resolve_settings(
     *,
     cli_broker: str | None = None,
@@ -266,6 +281,8 @@ def resolve_settings(
         kwargs["worker_groups"] = _worker_groups(conf["CONSOLE_WORKERS"])
     if state_dir is not None:
         kwargs["state_dir"] = state_dir
+    if "CONSOLE_KEYMAP" in conf:
+        kwargs["keymap"] = _keymap(conf["CONSOLE_KEYMAP"])
     try:
         return Settings(**kwargs)
     except TypeError as exc:

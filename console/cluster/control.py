@@ -63,6 +63,7 @@ class RemoteControl:
         destination: Sequence[str] | None = None,
         arguments: dict[str, Any] | None = None,
         reply: bool = False,
+        timeout: float | None = None,
     ) -> list[dict[str, Any]]:
         with self._lock:
             if self._conn is None:
@@ -74,7 +75,7 @@ class RemoteControl:
                     destination=list(destination) if destination else None,
                     connection=self._conn,
                     reply=reply,
-                    timeout=self.timeout,
+                    timeout=self.timeout if timeout is None else timeout,
                     limit=len(destination) if destination and reply else None,
                 )
             except Exception as exc:
@@ -92,9 +93,11 @@ class RemoteControl:
                 return answer
         raise RemoteControlError(f"{command}: no reply from {hostname} within {self.timeout:g} s")
 
-    def ping(self, destination: Sequence[str] | None = None) -> dict[str, bool]:
-        """Ping workers; map each hostname to whether it answered in time."""
-        replies = self._broadcast("ping", destination=destination, reply=True)
+    def ping(
+        self, destination: Sequence[str] | None = None, *, timeout: float | None = None
+    ) -> dict[str, bool]:
+        """Ping workers (waiting ``timeout``, by default the shared one); who answered in time."""
+        replies = self._broadcast("ping", destination=destination, reply=True, timeout=timeout)
         answered = {hostname: True for reply in replies for hostname in reply}
         for hostname in destination or ():
             answered.setdefault(hostname, False)
@@ -115,10 +118,6 @@ class RemoteControl:
     def pool_shrink(self, hostname: str, n: int = 1) -> None:
         """Remove ``n`` processes from the pool of ``hostname``."""
         self._command("pool_shrink", hostname, {"n": n})
-
-    def shutdown(self, hostname: str) -> None:
-        """Ask ``hostname`` for a warm shutdown (tasks in flight finish)."""
-        self._broadcast("shutdown", destination=[hostname])
 
     def revoke(self, uuid: str, *, terminate: bool = False) -> None:
         """Revoke a task everywhere; with ``terminate`` also kill it if it is running."""

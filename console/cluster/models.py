@@ -61,3 +61,5 @@ class ClusterSnapshot:
     """Tasks sent to each queue so far (from task-sent events), cumulative."""
     dequeued: dict[str, int] = field(default_factory=dict)
     """Tasks workers took from each queue so far (from task-received events), cumulative."""
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failures survived so far, by kind (see console/cluster/errors.py)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from celery import Celery
 
 from console.cluster.control import RemoteControl, RemoteControlError
+from console.cluster.errors import POLL, ErrorCounts
 from console.cluster.models import ClusterSnapshot, TaskInfo
 from console.cluster.receiver import EventReceiverThread, describe
 from console.cluster.state import ClusterState
@@ -64,7 +66,10 @@ class ClusterMonitor:
             router=task_router(app),
         )
         self.control = RemoteControl(app, timeout=inspect_timeout)
-        self.receiver = EventReceiverThread(app, self.state, on_connect=self._on_connect)
+        self.errors = ErrorCounts()
+        self.receiver = EventReceiverThread(
+            app, self.state, on_connect=self._on_connect, errors=self.errors
+        )
         self.poll_error: str | None = None
         self.polls = 0
         self._fallback = False
@@ -107,7 +112,8 @@ class ClusterMonitor:
 
     def snapshot(self) -> ClusterSnapshot:
         """Frozen views of workers, active tasks and recent tasks; safe from any thread."""
-        return self.state.snapshot(self.receiver_state, recent=self.recent_limit)
+        snap = self.state.snapshot(self.receiver_state, recent=self.recent_limit)
+        return dataclasses.replace(snap, errors=self.errors.counts())
 
     def task(self, uuid: str) -> TaskInfo | None:
         """The detail of one task, or None when unknown or evicted."""
@@ -132,12 +138,7 @@ class ClusterMonitor:
         control = self.control
         if self.polls or destination is not None:
             return control.ping(destination)
-        timeout = control.timeout
-        control.timeout = min(timeout, FIRST_PING_TIMEOUT)
-        try:
-            return control.ping(None)
-        finally:
-            control.timeout = timeout
+        return control.ping(None, timeout=min(control.timeout, FIRST_PING_TIMEOUT))
 
     def poll_once(self) -> None:
         """One round of ping, active_queues, stats and, when events are silent, inspect active."""
@@ -175,7 +176,9 @@ class ClusterMonitor:
             self.poll_error = None
         except RemoteControlError as exc:
             self.poll_error = str(exc)
+            self.errors.record(POLL, self.poll_error)
         except Exception as exc:  # the poller must never die
             self.poll_error = describe(exc)
+            self.errors.record(POLL, self.poll_error)
         finally:
             self.polls += 1

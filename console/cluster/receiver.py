@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 from celery import Celery
 from kombu.message import Message
 
+from console.cluster.errors import ON_CONNECT, UNDECODABLE, ErrorCounts
 from console.cluster.redis_events import RedisEventStream, supports
 from console.cluster.state import ClusterState
 
@@ -19,6 +21,8 @@ HEARTBEAT_CHECK_EVERY = 1.0
 #: so a steady trickle of events is taken in batches of ~50 ms instead of one wake-up per
 #: message (a few hundred wake-ups a second under load, each contending for the GIL).
 READ_COALESCE_SECONDS = 0.05
+
+log = logging.getLogger("sentry_console.cluster.events")
 
 
 def describe(exc: BaseException) -> str:
@@ -39,6 +43,7 @@ class EventReceiverThread:
         max_backoff: float = 10.0,
         drain_timeout: float = 1.0,
         lean: bool = True,
+        errors: ErrorCounts | None = None,
     ) -> None:
         self._app = app
         self._state = state
@@ -46,6 +51,7 @@ class EventReceiverThread:
         self.max_backoff = max_backoff
         self.drain_timeout = drain_timeout
         self.lean = lean  # the raw pub/sub reader on Redis; kombu's consumer elsewhere
+        self.errors = errors if errors is not None else ErrorCounts()
         self.status = "connecting"
         self.reconnects = 0
         self._stop = threading.Event()
@@ -85,6 +91,8 @@ class EventReceiverThread:
             except Exception as exc:
                 if self._stop.is_set():
                     break
+                if self.status != f"down: {describe(exc)}":
+                    log.warning("event stream from the broker down: %s", describe(exc))
                 self.status = f"down: {describe(exc)}"
             else:
                 if self._stop.is_set():
@@ -106,7 +114,8 @@ class EventReceiverThread:
         try:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, timeout=5)
             if self.lean and supports(conn):
-                stream = RedisEventStream(conn, self._app.conf.event_exchange, self._on_body)
+                exchange = self._app.conf.event_exchange
+                stream = RedisEventStream(conn, exchange, self._on_body, self._on_rejected)
                 try:
                     stream.open(self.drain_timeout)
                     listening = self._ready()
@@ -120,6 +129,7 @@ class EventReceiverThread:
                     callbacks=[self._on_message],
                     no_ack=True,
                     accept=receiver.accept,
+                    on_decode_error=self._on_decode_error,
                 )
                 with consumer:
                     listening = self._ready()
@@ -135,9 +145,12 @@ class EventReceiverThread:
 
     def _ready(self) -> bool:
         if self._on_connect is not None:
-            # enabling events is best effort; the poll thread asks again
-            with contextlib.suppress(Exception):
+            try:
                 self._on_connect()
+            except Exception as exc:  # enabling events is best effort; the poll thread asks again
+                self.errors.record(ON_CONNECT, describe(exc))
+        if self.status != "listening":
+            log.info("event stream from the broker connected")
         self.status = "listening"
         return True
 
@@ -163,8 +176,16 @@ class EventReceiverThread:
     def _on_message(self, body: Any, message: Message) -> None:
         self._on_body(body)
 
+    def _on_decode_error(self, message: Message, exc: Exception) -> None:
+        self.errors.record(UNDECODABLE, describe(exc))
+
+    def _on_rejected(self, count: int) -> None:
+        self.errors.record(UNDECODABLE, "not a JSON event message", count)
+
     def _on_body(self, body: Any) -> None:
         if isinstance(body, list):  # workers send buffered task events as one list
             self._state.apply_many(body)
         elif isinstance(body, dict):
             self._state.apply(body)
+        else:
+            self.errors.record(UNDECODABLE, f"a {type(body).__name__} body, not an event")

@@ -18,6 +18,7 @@ from kombu import Connection
 from kombu.serialization import loads as kombu_loads
 
 MessageHandler = Callable[[Any], None]
+RejectHandler = Callable[[int], None]
 CHUNK = 1 << 18
 
 
@@ -75,12 +76,19 @@ class RedisEventStream:
     so the state takes its lock once per read rather than once per event.
     """
 
-    def __init__(self, conn: Connection, exchange: str, handler: MessageHandler) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        exchange: str,
+        handler: MessageHandler,
+        on_rejected: RejectHandler | None = None,
+    ) -> None:
         channel: Any = conn.default_channel  # kombu.transport.redis.Channel
         options = conn.transport_options or {}
         prefix = options.get("global_keyprefix", "") or ""
         self.pattern = f"{prefix}{channel.keyprefix_fanout}{exchange}/*"
         self._handler = handler
+        self._on_rejected = on_rejected  # called with how many messages could not be decoded
         self._redis = channel.client.connection_pool.make_connection()
         self._buf = bytearray()
         self._datas: list[bytes] = []
@@ -117,8 +125,11 @@ class RedisEventStream:
         if not datas:
             return 0
         handled = len(datas)
-        events = decode_batch(datas)
+        rejected: list[bytes] = []
+        events = decode_batch(datas, rejected)
         datas.clear()
+        if rejected and self._on_rejected is not None:
+            self._on_rejected(len(rejected))
         if events:
             self._handler(events)
         return handled
@@ -174,11 +185,12 @@ _FAST_HEAD = b'{"body": "'
 _FAST_MARKS = (b'"content-type": "application/json"', b'"body_encoding": "base64"')
 
 
-def decode_batch(datas: list[bytes]) -> list[Any]:
+def decode_batch(datas: list[bytes], rejected: list[bytes] | None = None) -> list[Any]:
     """Decode many kombu Redis envelopes to one flat list of event dicts, in order.
 
     kombu's usual envelope (base64 JSON body first) is cut open by offsets and the bodies are
-    parsed together in one ``json.loads``; anything else goes through :func:`decode`.
+    parsed together in one ``json.loads``; anything else goes through :func:`decode`. Messages
+    that cannot be decoded are skipped, and appended to ``rejected`` when it is given.
     """
     events: list[Any] = []
     pending: list[bytes] = []
@@ -195,10 +207,13 @@ def decode_batch(datas: list[bytes]) -> list[Any]:
                 except binascii.Error:
                     pass
         if pending:
-            _flush(pending, events)
-        _add(decode(data), events)
+            _flush(pending, events, rejected)
+        body = decode(data)
+        if not isinstance(body, dict | list) and rejected is not None:
+            rejected.append(data)  # undecodable, or not an event (nor a list of them)
+        _add(body, events)
     if pending:
-        _flush(pending, events)
+        _flush(pending, events, rejected)
     return events
 
 
@@ -209,7 +224,7 @@ def _add(body: Any, events: list[Any]) -> None:
         events.extend(body)
 
 
-def _flush(bodies: list[bytes], events: list[Any]) -> None:
+def _flush(bodies: list[bytes], events: list[Any], rejected: list[bytes] | None) -> None:
     """Parse JSON bodies as one array; on a bad one, parse them one by one and skip it."""
     try:
         parsed = json.loads(b"[" + b",".join(bodies) + b"]")
@@ -219,13 +234,16 @@ def _flush(bodies: list[bytes], events: list[Any]) -> None:
             try:
                 parsed.append(json.loads(body))
             except ValueError:
-                continue
+                if rejected is not None:
+                    rejected.append(body)
     append = events.append
     for body in parsed:
         if type(body) is dict:
             append(body)
-        else:
+        elif isinstance(body, list):
             _add(body, events)
+        elif rejected is not None:
+            rejected.append(json.dumps(body).encode())
     bodies.clear()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -10,6 +11,8 @@ from typing import Any
 
 from console.cluster.models import FINISHED_STATES, ClusterSnapshot, TaskInfo
 from console.cluster.workers import WorkerTable
+
+log = logging.getLogger("sentry_console.cluster")
 
 ARG_LIMIT = 2048
 TEXT_LIMIT = 8192
@@ -216,8 +219,9 @@ class ClusterState:
                 routes.clear()
             try:
                 routes[name] = self._router(name)
-            except Exception:  # a custom router that fails tells us nothing
-                routes[name] = None
+            except Exception as exc:  # a custom router that fails tells us nothing
+                log.warning("the app's task router failed for %s: %s", name, exc)
+                routes[name] = None  # cached: logged once per task name
         return routes[name]
 
     def _on_sent(self, task: _Task, event: Event, now: float) -> None:

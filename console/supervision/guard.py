@@ -2,12 +2,17 @@
 
 Usage: ``python -m console.supervision.guard --lifeline FD --status FD --parent PID -- CMD...``
 
-The guard is the session leader. It runs the real command as its only child in the same process
+The guard is the session leader. It runs the real command as its child in the same process
 group, reports the child's pid on the ``--status`` pipe, forwards no signal (the supervisor signals
 the whole group) and exits with the child's status. When the supervisor dies, however it dies, the
 guard notices (end of file on the ``--lifeline`` pipe, or its parent-death signal) and SIGKILLs its
-whole process group, grandchildren included. Only the standard library is imported, and little of
-it, to keep start-up fast.
+whole process group, grandchildren included.
+
+When the guard itself is SIGKILLed, two things take the program with it: the program's parent-death
+signal (SIGKILL, set between fork and exec) and a sentinel, a forked copy of the guard in the same
+group that waits for end of file on a pipe only the guard writes to and then SIGKILLs the group,
+the program's own children included. Only the standard library is imported, and little of it, to
+keep start-up fast.
 """
 
 from __future__ import annotations
@@ -58,13 +63,60 @@ def _on_signal(signum: int, frame: object) -> None:
         _kill_group()
 
 
-def _set_parent_death_signal() -> None:
+def _set_parent_death_signal(signum: int) -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGHUP), 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the lifeline pipe still covers parent death
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the lifeline pipe and the sentinel still work
         pass
+
+
+def _fork(child_handler: signal.Handlers) -> int:
+    """Fork with the guarded signals blocked until the child has ``child_handler`` for them."""
+    # Without the block, a stop signal arriving just after fork would run the guard's handler in
+    # the child, which would see a foreign parent and SIGKILL the whole group.
+    signal.pthread_sigmask(signal.SIG_BLOCK, GUARDED_SIGNALS)
+    pid = os.fork()
+    if pid == 0:
+        for signum in GUARDED_SIGNALS:
+            signal.signal(signum, child_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, GUARDED_SIGNALS)
+    return pid
+
+
+def _start_sentinel() -> int:
+    """Fork the sentinel: it SIGKILLs the group as soon as the guard is gone, however it died."""
+    read_end, _write_end = os.pipe()  # not inheritable: the program's exec closes its copy
+    pid = _fork(signal.SIG_IGN)  # the group's stop signal is for the program, not the sentinel
+    if pid != 0:
+        os.close(read_end)
+        return pid  # the guard keeps write_end open, unused, for as long as it lives
+    try:
+        os.closerange(0, read_end)  # stdio and the guard's pipes: nothing waits on the sentinel
+        os.closerange(read_end + 1, 1 << 16)
+        while os.read(read_end, 1):
+            pass
+    finally:
+        _kill_group()
+    os._exit(0)  # not reached: the group's SIGKILL includes the sentinel
+
+
+def _spawn(command: list[str]) -> int:
+    """Fork and exec ``command`` with SIGKILL as its parent-death signal; its pid."""
+    guard = os.getpid()
+    pid = _fork(signal.SIG_DFL)
+    if pid != 0:
+        return pid
+    try:
+        _set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != guard:  # the guard died before prctl
+            os._exit(137)
+        os.execvp(command[0], command)
+    except OSError as exc:
+        os.write(2, f"cannot run {command[0]!r}: {exc.strerror or exc}\n".encode())
+    finally:
+        os._exit(127)
 
 
 def _group_members(pgid: int, me: int) -> list[int]:
@@ -81,6 +133,15 @@ def _group_members(pgid: int, me: int) -> list[int]:
         if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
             members.append(int(entry))
     return members
+
+
+def _end_sentinel(pid: int) -> None:
+    """Kill and reap the sentinel, so that it never counts as a leftover."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
 
 
 def _kill_leftovers() -> None:
@@ -146,23 +207,20 @@ def main(argv: list[str]) -> None:
         os._exit(2)
     for signum in GUARDED_SIGNALS:
         signal.signal(signum, _on_signal)
-    _set_parent_death_signal()
+    _set_parent_death_signal(signal.SIGHUP)
     if os.getppid() != _parent_pid:  # the parent died between fork and prctl
         _kill_group()
     os.set_inheritable(lifeline, False)
     os.set_inheritable(status_fd, False)
-    try:
-        pid = os.posix_spawnp(command[0], command, os.environ, setsigdef=GUARDED_SIGNALS)
-    except OSError as exc:
-        sys.stderr.write(f"cannot run {command[0]!r}: {exc.strerror or exc}\n")
-        sys.stderr.flush()
-        os._exit(127)
+    sentinel = _start_sentinel()
+    pid = _spawn(command)
     try:  # noqa: SIM105
         os.write(status_fd, f"{pid}\n".encode())
     except OSError:
         pass
     os.close(status_fd)
     status = _wait_child(pid, lifeline)
+    _end_sentinel(sentinel)
     _kill_leftovers()
     _exit_like(status)
 

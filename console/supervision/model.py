@@ -23,10 +23,6 @@ class ProcessState(enum.StrEnum):
     FATAL = "FATAL"
 
 
-#: States in which a program has a live process.
-LIVE_STATES = frozenset({ProcessState.STARTING, ProcessState.RUNNING, ProcessState.STOPPING})
-
-
 def _empty_env() -> Mapping[str, str]:
     return MappingProxyType({})
 

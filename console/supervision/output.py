@@ -64,13 +64,11 @@ class OutputBuffer:
         self._lines: deque[str] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self._logfile = logfile
-        self.total_lines = 0
 
     def feed_lines(self, lines: list[str]) -> None:
         """Append complete lines (without their newline)."""
         with self._lock:
             self._lines.extend(lines)
-            self.total_lines += len(lines)
 
     def write_log(self, data: bytes) -> None:
         """Copy raw output to the log file, if there is one."""

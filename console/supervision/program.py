@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 
@@ -20,6 +21,8 @@ QUICK_EXIT_WINDOW = 10.0
 #: The longest wait before restarting a program that keeps exiting quickly from RUNNING.
 MAX_RESTART_DELAY = 30.0
 TOO_QUICK = "Exited too quickly (process log may have details)"
+
+log = logging.getLogger("sentry_console.supervision")
 
 
 def restart_delay(quick_exits: int) -> float:
@@ -49,7 +52,7 @@ class ProgramRunner:
         self.buffer = buffer
         self._spawner = spawner
         self._pump = pump
-        self.state = ProcessState.STOPPED
+        self._state = ProcessState.STOPPED
         self.process: ChildProcess | None = None
         self.pgid: int | None = None
         self.laststart: float | None = None
@@ -72,6 +75,19 @@ class ProgramRunner:
     def name(self) -> str:
         """The program's unique name."""
         return self.config.name
+
+    @property
+    def state(self) -> ProcessState:
+        """The program's state; every change is logged."""
+        return self._state
+
+    @state.setter
+    def state(self, new: ProcessState) -> None:
+        if new is not self._state:
+            process = self.process
+            pid = process.pid if process is not None else None
+            log.info("%s: %s -> %s%s", self.name, self._state, new, f" (pid {pid})" if pid else "")
+            self._state = new
 
     @property
     def alive(self) -> bool:
@@ -178,6 +194,7 @@ class ProgramRunner:
     def _failed_start(self, now: float, message: str) -> None:
         self.backoff += 1
         self.message = message
+        log.warning("%s: could not start: %s", self.name, message)
         if self.backoff > self.config.startretries:
             self.state = ProcessState.FATAL
         else:
@@ -185,6 +202,7 @@ class ProgramRunner:
             self.delay = now + self.backoff
 
     def _finish(self, status: int, now: float) -> None:
+        log.info("%s: exited: %s", self.name, format_exitstatus(status))
         self.process = None
         self.cpu_percent = self.rss_bytes = None
         ran = now - (self.laststart if self.laststart is not None else now)

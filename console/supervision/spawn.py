@@ -58,11 +58,6 @@ class GuardedProcess:
         self._output_fds = output_fds
 
     @property
-    def guard_pid(self) -> int:
-        """The guard's pid, which is also the process group id."""
-        return self._popen.pid
-
-    @property
     def pid(self) -> int | None:
         """The program's own pid, read from the guard's status pipe when it arrives."""
         if self._pid is None and self._status_fd is not None:
@@ -95,7 +90,16 @@ class GuardedProcess:
             self._status_fd = None
 
     def poll(self) -> int | None:
-        """The guard's exit status, which mirrors the program's."""
+        """The guard's exit status, which mirrors the program's.
+
+        Once the guard has exited, whatever is left of its group is SIGKILLed before the guard is
+        reaped: a guard that exits normally has emptied its group already, so only a guard that
+        died unexpectedly (SIGKILLed) leaves anything to kill.
+        """
+        if self._popen.returncode is None and _exited(self._popen.pid):
+            # Still unreaped, the guard's pid (the group id) cannot be reused by another process.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._popen.pid, signal.SIGKILL)
         status = self._popen.poll()
         if status is not None and self._status_fd is not None:
             self._read_status()
@@ -111,6 +115,14 @@ class GuardedProcess:
                 os.killpg(self._popen.pid, signum)
             else:
                 os.kill(self.pid, signum)
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child ``pid`` has exited, without reaping it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 class PopenSpawner:
@@ -177,11 +189,3 @@ class PopenSpawner:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._lifeline_read = self._lifeline_write = -1
-
-
-def signal_name(signum: int) -> str:
-    """The name of a signal number, for messages."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)

@@ -47,6 +47,8 @@ class Supervisor:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._programs: dict[str, ProgramRunner] = {}
+        # Written under the lock, read without it: output() must not wait for a spawn.
+        self._buffers: dict[str, OutputBuffer] = {}
         self._seq = 0
         self._wake = threading.Event()
         self._pump = OutputPump(on_eof=self._wake.set)  # reap an exit now, not at the next tick
@@ -74,11 +76,13 @@ class Supervisor:
                     config.logfile, config.logfile_maxbytes, config.logfile_backups
                 )
             self._seq += 1
+            buffer = OutputBuffer(config.log_lines, logfile)
+            self._buffers[config.name] = buffer
             self._programs[config.name] = ProgramRunner(
                 config,
                 spawner=self._spawner,
                 pump=self._pump,
-                buffer=OutputBuffer(config.log_lines, logfile),
+                buffer=buffer,
                 seq=self._seq,
                 number=number,
                 autostart=autostart,
@@ -123,6 +127,7 @@ class Supervisor:
 
     def _collect_removed(self) -> None:
         for name in [n for n, r in self._programs.items() if r.removing and not r.alive]:
+            self._buffers.pop(name, None)
             self._programs.pop(name).buffer.close()
 
     # -- stepping ---------------------------------------------------------------------------
@@ -188,9 +193,13 @@ class Supervisor:
             return [runner.snapshot(now) for runner in self._programs.values()]
 
     def output(self, name: str, last: int | None = None) -> list[str]:
-        """The program's buffered output lines (stdout and stderr merged), or the last ``last``."""
-        with self._lock:
-            buffer = self._runner(name).buffer
+        """The program's buffered output lines (stdout and stderr merged), or the last ``last``.
+
+        Never waits for the supervisor's lock (a spawn may hold it), so a UI can call it.
+        """
+        buffer = self._buffers.get(name)
+        if buffer is None:
+            raise KeyError(f"no program named {name!r}")
         return buffer.lines(last)
 
     def wait_for(self, predicate: Callable[[list[ProcessSnapshot]], bool], timeout: float) -> bool:

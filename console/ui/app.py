@@ -13,16 +13,18 @@ from typing import Protocol
 from rich.text import Text
 from textual import on, work
 from textual.app import App
+from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Log, Static
 from textual.worker import Worker, WorkerState
 
+from console.actions import ActionResult, Outcome
 from console.cluster import TaskInfo
 from console.runtime import DashboardData
 from console.settings import Settings
 from console.ui.commands import ConsoleCommands, PaletteCommand
-from console.ui.dashboard import LOG_TAIL, DashboardScreen, binding_sections, palette_commands
+from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands
+from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
@@ -33,6 +35,7 @@ __all__ = ["LOG_TAIL", "ConsoleApp", "ConsoleSource", "DashboardUpdated"]
 
 #: For this many seconds after start-up the screen polls every ``STARTUP_POLL`` seconds, so the
 #: first frame listing the workers follows the cluster monitor's first ping round closely.
+SEVERITY = {Outcome.DONE: "information", Outcome.REFUSED: "warning", Outcome.FAILED: "error"}
 STARTUP_WINDOW = 3.0
 STARTUP_POLL = 0.25
 
@@ -51,17 +54,24 @@ class ConsoleSource(Protocol):
 
     def poll(self) -> DashboardData: ...
     def output(self, name: str, last: int | None = None) -> list[str]: ...
-    def restart(self, name: str) -> str: ...
-    def toggle(self, name: str) -> str: ...
-    def toggle_cron(self) -> str: ...
-    def scale(self, delta: int, group_name: str | None = None) -> str: ...
-    def rolling_restart(self, group_name: str | None = None) -> str: ...
+    def restart(self, name: str) -> ActionResult: ...
+    def toggle(self, name: str) -> ActionResult: ...
+    def toggle_cron(self) -> ActionResult: ...
+    def scale(self, delta: int, group_name: str | None = None) -> ActionResult: ...
+    def rolling_restart(self, group_name: str | None = None) -> ActionResult: ...
     def task(self, uuid: str) -> TaskInfo | None: ...
-    def revoke(self, uuid: str, terminate: bool = False) -> str: ...
-    def purge(self, queue: str) -> str: ...
-    def pool(self, hostname: str, delta: int) -> str: ...
+    def revoke(self, uuid: str, terminate: bool = False) -> ActionResult: ...
+    def purge(self, queue: str) -> ActionResult: ...
+    def pool(self, hostname: str, delta: int) -> ActionResult: ...
     def shutdown(self) -> None: ...
     def shutdown_now(self) -> None: ...
+
+
+ACTIONS = frozenset(
+    {"restart", "toggle_selected", "toggle_cron", "scale", "rolling_restart", "revoke"}
+    | {"terminate", "purge", "pool"}
+)
+"""Actions that change something: refused and hidden for a read-only client."""
 
 
 @dataclass
@@ -71,6 +81,12 @@ class DashboardUpdated(Message):
     data: DashboardData
     log_name: str | None
     log_lines: list[str]
+
+
+def changes(binding: Binding) -> bool:
+    """True when a binding runs an action that changes something (hidden when read-only)."""
+    name = binding.action.removeprefix("app.").removeprefix("screen.").partition("(")[0]
+    return name in ACTIONS or binding.id in ("detail_revoke", "detail_terminate")
 
 
 class ConsoleApp(App[None]):
@@ -87,12 +103,15 @@ class ConsoleApp(App[None]):
         if ansi:
             self.theme = "ansi-dark"
         self.source = source
+        self.set_keymap(check_keymap(dict(source.settings.keymap)))
         self.live = live
         self._selected: str | None = None
         self._stop = threading.Event()
         self._log_lines: list[str] = []
         self._log_name: str | None = None
         self.last_data: DashboardData | None = None
+        self.detached = False
+        self.read_only = bool(getattr(source, "read_only", False))
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def on_mount(self) -> None:
@@ -115,7 +134,7 @@ class ConsoleApp(App[None]):
 
     def palette_commands(self) -> list[PaletteCommand]:
         """Every main-screen action as a command palette entry."""
-        return palette_commands()
+        return palette_commands(help_sections(self.source.settings.keymap))
 
     # polling -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
@@ -146,14 +165,17 @@ class ConsoleApp(App[None]):
         self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
         self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
         if not self._stop.is_set():
-            self.dashboard.query_one(StatusBar).show(data, self.source.settings.broker_source)
+            bar = self.dashboard.query_one(StatusBar)
+            bar.show(data, self.source.settings.broker_source, self.attachment)
         self._show_log(message.log_name, message.log_lines)
 
     def _show_log(self, name: str | None, lines: list[str]) -> None:
         log = self.dashboard.query_one("#log", Log)
         more = appended(self._log_lines, lines) if name == self._log_name else None
         if name != self._log_name:
-            title = f"output of {name or '-'} (l: full screen)"
+            title = Text(f"output of {name or '-'} (l: full screen)")
+            if self.attachment:
+                title.append(f"   {self.attachment} (d: detach)", "cyan")
             self.dashboard.query_one("#logtitle", Static).update(title)
         self._log_name, self._log_lines = name, lines
         if more is None:
@@ -173,21 +195,44 @@ class ConsoleApp(App[None]):
         """Failures of background work become a visible message instead of a crash."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
+            if getattr(error, "ends_session", False) and not self._stop.is_set():
+                self._stop.set()  # the server went away: nothing left to show
+                self.exit(return_code=1, message=f"sentry-console: {error}")
+                return
             self.notify(f"{type(error).__name__}: {error}", severity="error", timeout=8)
             if event.worker.group == "poll" and not self._stop.is_set():
                 self.set_timer(2.0, self.poll_loop)
 
     # actions -----------------------------------------------------------------------------
+    @property
+    def attachment(self) -> str | None:
+        """'attached · server pid …' when the source is a supervisor server, else None."""
+        return getattr(self.source, "attachment", None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide what does not apply: actions for a read-only client, detach in-process."""
+        if self.read_only and action in ACTIONS:
+            return False
+        if action == "detach":
+            return self.attachment is not None
+        return True
+
+    def action_detach(self) -> None:
+        """Leave every program running under the server and close this screen."""
+        if self.attachment is None or self._stop.is_set():
+            return
+        self._stop.set()
+        self.detached = True
+        self.exit()
+
     def _selected_process(self) -> str | None:
         return self.dashboard.query_one(ProcessTable).selected_key()
 
     @work(thread=True, group="action", exit_on_error=False)
-    def _run_action(self, action: Callable[[], str]) -> None:
-        message = action()
-        refused = message.startswith(("refused", "unknown")) or "limit is" in message
-        refused = refused or "already at" in message
-        severity = "warning" if refused else "information"
-        self.call_from_thread(self.notify, message, severity=severity, timeout=4)
+    def _run_action(self, action: Callable[[], ActionResult]) -> None:
+        result = action()
+        severity = SEVERITY[result.outcome]
+        self.call_from_thread(self.notify, result.message, severity=severity, timeout=4)
 
     def action_restart(self) -> None:
         """Restart the selected process."""
@@ -205,10 +250,17 @@ class ConsoleApp(App[None]):
         """Turn the cron process on or off."""
         self._run_action(self.source.toggle_cron)
 
+    def _selected_group(self) -> str:
+        """The selected process's worker group; the first group for cron or no selection."""
+        groups = [g.name for g in self.source.settings.worker_groups]
+        name, data = self._selected_process(), self.last_data
+        group = next((p.group for p in data.processes if p.name == name), None) if data else None
+        return group if group in groups else groups[0]
+
     def action_scale(self, delta: int) -> None:
-        """Add or remove a worker process (refused with a message outside 0..limit)."""
+        """Add or remove a process in the selected process's group (refused outside 0..limit)."""
         settings = self.source.settings
-        group = settings.worker_groups[0].name
+        group = self._selected_group()
         if self.last_data is not None:
             count = sum(1 for p in self.last_data.processes if p.group == group)
             if count + delta < 0:
@@ -218,7 +270,7 @@ class ConsoleApp(App[None]):
                 limit = settings.max_processes
                 self.notify(f"{group}: limit is {limit} processes", severity="warning")
                 return
-        self._run_action(lambda: self.source.scale(delta))
+        self._run_action(lambda: self.source.scale(delta, group))
 
     def action_rolling_restart(self) -> None:
         """Restart the workers one at a time."""
@@ -242,7 +294,12 @@ class ConsoleApp(App[None]):
 
     def action_help(self) -> None:
         """List every key."""
-        self.push_screen(HelpScreen(binding_sections()))
+        sections = help_sections(self.source.settings.keymap)
+        if self.read_only:
+            sections = [(where, [b for b in keys if not changes(b)]) for where, keys in sections]
+        if self.attachment is None:
+            sections = [(w, [b for b in keys if b.id != "detach"]) for w, keys in sections]
+        self.push_screen(HelpScreen(sections))
 
     @on(LiveTable.RowSelected, "#tasks")
     def task_selected(self) -> None:
@@ -266,6 +323,9 @@ class ConsoleApp(App[None]):
 
     def confirm_revoke(self, uuid: str, terminate: bool) -> None:
         """Ask, then revoke a task (``terminate`` also kills it where it runs)."""
+        if self.read_only:
+            self.notify("read-only: actions are disabled", severity="warning")
+            return
         verb = "Terminate (revoke and kill)" if terminate else "Revoke"
 
         def answered(yes: bool | None) -> None:
@@ -331,8 +391,9 @@ class ConsoleApp(App[None]):
         self.push_screen(QuitScreen(running), answered)
 
     def leave(self) -> None:
-        """Stop polling and exit at once (the children are being stopped elsewhere)."""
+        """Stop polling and exit at once (the terminal is gone: detach, the programs go on)."""
         self._stop.set()
+        self.detached = self.attachment is not None
         self.exit()
 
     def stop_everything(self, wait: bool = True) -> None:
@@ -353,7 +414,3 @@ class ConsoleApp(App[None]):
                 self.source.shutdown_now()
         finally:
             self.call_from_thread(self.exit)
-
-    def screen_names(self) -> list[str]:
-        """Class names of the screens on the stack (for tests)."""
-        return [type(s).__name__ for s in self.screen_stack if isinstance(s, Screen)]

@@ -62,6 +62,7 @@ class DashboardScreen(Screen[None]):
         Binding(
             "question_mark", "app.help", "help", id="help", key_display="?", tooltip="Every key"
         ),
+        Binding("d", "app.detach", "detach", id="detach", tooltip="Leave everything running"),
         Binding("q", "app.quit_console", "quit", id="quit", tooltip="Stop every process, quit"),
     ]
 
@@ -170,10 +171,12 @@ def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
     ]
 
 
-def palette_commands() -> list[PaletteCommand]:
-    """Every main-screen action as a command palette entry."""
+def palette_commands(
+    sections: Sequence[tuple[str, Sequence[Binding]]] | None = None,
+) -> list[PaletteCommand]:
+    """Every main-screen action as a command palette entry (keys from ``sections`` if given)."""
     commands = []
-    for where, bindings in binding_sections()[:5]:
+    for where, bindings in (sections or binding_sections())[:5]:
         for b in bindings:
             if not b.action:
                 continue

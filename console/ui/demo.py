@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from console.actions import ActionResult
 from console.broker.health import BrokerHealth
 from console.cluster import TaskInfo, WorkerInfo
 from console.queuestats import QueueRow
@@ -214,6 +215,8 @@ class DemoSource:
         self.scenario = scenario
         self.settings = Settings(broker=None, broker_source="demo", state_dir=Path("/nonexistent"))
         self.actions: list[str] = []
+        self.attachment: str | None = "attached: server 4242 since 09:12"
+        self.server_pid = 4242
 
     def poll(self) -> DashboardData:
         """The scenario's frozen data."""
@@ -228,27 +231,28 @@ class DemoSource:
             ]
         return DEMO_LOG[-last:] if last else list(DEMO_LOG)
 
-    def _act(self, text: str) -> str:
+    def _act(self, text: str) -> ActionResult:
         self.actions.append(text)
-        return text
+        return ActionResult.done(text)
 
-    def restart(self, name: str) -> str:
+    def restart(self, name: str) -> ActionResult:
         """Record a restart."""
         return self._act(f"restarting {name}")
 
-    def toggle(self, name: str) -> str:
+    def toggle(self, name: str) -> ActionResult:
         """Record a stop/start."""
         return self._act(f"toggling {name}")
 
-    def toggle_cron(self) -> str:
+    def toggle_cron(self) -> ActionResult:
         """Record a cron toggle."""
         return self._act("toggling cron")
 
-    def scale(self, delta: int, group_name: str | None = None) -> str:
+    def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
         """Record a scale."""
-        return self._act(f"scaling {delta:+d}")
+        group = group_name or self.settings.worker_groups[0].name
+        return self._act(f"{group}: scaling {delta:+d}")
 
-    def rolling_restart(self, group_name: str | None = None) -> str:
+    def rolling_restart(self, group_name: str | None = None) -> ActionResult:
         """Record a rolling restart."""
         return self._act("rolling restart")
 
@@ -256,15 +260,15 @@ class DemoSource:
         """One of the frozen tasks."""
         return next((t for t in demo_data(self.scenario).active_tasks if t.uuid == uuid), None)
 
-    def revoke(self, uuid: str, terminate: bool = False) -> str:
+    def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
         """Record a revoke."""
         return self._act(f"{'terminating' if terminate else 'revoking'} {uuid}")
 
-    def purge(self, queue: str) -> str:
+    def purge(self, queue: str) -> ActionResult:
         """Record a purge."""
         return self._act(f"purged {queue}")
 
-    def pool(self, hostname: str, delta: int) -> str:
+    def pool(self, hostname: str, delta: int) -> ActionResult:
         """Record a pool change."""
         return self._act(f"pool {delta:+d} {hostname}")
 
@@ -275,3 +279,7 @@ class DemoSource:
     def shutdown_now(self) -> None:
         """Nothing to stop."""
         self.actions.append("shutdown now")
+
+    def detach(self) -> None:
+        """Nothing to leave."""
+        self.actions.append("detach")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,36 @@ def _shooter(
     return shoot
 
 
+WIDE = (150, 30)
+"""The size of the ``attached`` shot, wide enough for the whole status bar."""
+
+
 def export_screenshots(out_dir: Path, size: tuple[int, int] = (100, 30)) -> list[Path]:
     """Write one SVG per screen to ``out_dir`` and return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for filename, (scenario, keys) in SHOTS.items():
+    shots = [(name, scenario, keys, size) for name, (scenario, keys) in SHOTS.items()]
+    shots.append(("attached", "main", (), WIDE))
+    for filename, scenario, keys, shot_size in shots:
         app = ConsoleApp(DemoSource(scenario), live=False)
         target = out_dir / f"{filename}.svg"
-        app.run(headless=True, size=size, auto_pilot=_shooter(keys, target))
+        app.run(headless=True, size=shot_size, auto_pilot=_shooter(keys, target))
         written.append(target)
+    written.append(export_detached(out_dir / "detached.svg", size[0]))
     return written
+
+
+def export_detached(target: Path, width: int) -> Path:
+    """What the terminal shows after ``d``: the line the console prints as it detaches."""
+    from rich.console import Console
+
+    from console.ui.launch import detach_message
+
+    terminal = Console(record=True, width=width, force_terminal=True, file=io.StringIO())
+    terminal.print("$ sentry-console", style="bold")
+    terminal.print(detach_message(4242), highlight=False)
+    terminal.print("$ sentry-console ctl status", style="bold")
+    for line in ("worker-1", "worker-2", "cron"):
+        terminal.print(f"{line:<20} RUNNING   pid {41027 + len(line)}    uptime 02:15:07")
+    target.write_text(terminal.export_svg(title="sentry-console: detached"))
+    return target

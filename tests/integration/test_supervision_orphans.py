@@ -128,3 +128,23 @@ def test_shutdown_signal_gives_children_a_warm_shutdown(console: Console, signum
     for main_pid in console.pids[0::2]:
         assert f"sigterm {main_pid}" in notes and f"finished {main_pid}" in notes
     assert wait_gone(console.descendants, 3.0) == []
+
+
+def test_sigkilled_guard_takes_its_program_with_it(console: Console) -> None:
+    guard, program = console.groups[0], console.pids[0:2]  # the program and its own child
+    assert not gone(guard) and all(not gone(p) for p in program)
+    os.kill(guard, signal.SIGKILL)
+    began = time.monotonic()
+    assert wait_gone(program, 3.0) == []
+    print(f"program gone {time.monotonic() - began:.3f}s after its guard's SIGKILL")
+    assert console.proc.poll() is None  # the supervisor itself carries on
+
+
+def test_guard_and_supervisor_sigkilled_together_leave_nothing(console: Console) -> None:
+    assert all(not gone(p) for p in console.descendants)
+    os.kill(console.groups[0], signal.SIGKILL)
+    console.proc.kill()
+    console.proc.wait(5)
+    began = time.monotonic()
+    assert wait_gone(console.descendants, 3.0) == []
+    print(f"all descendants gone {time.monotonic() - began:.3f}s after the double SIGKILL")

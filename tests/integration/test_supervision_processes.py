@@ -172,3 +172,28 @@ def test_an_unknown_command_backs_off_with_a_clear_message(supervisor: Superviso
     assert supervisor.wait_for(
         lambda _: any("cannot run 'no-such-command-xyz'" in x for x in supervisor.output("typo")), 5
     )
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def test_the_supervisor_kills_the_group_of_a_guard_that_died(supervisor: Supervisor) -> None:
+    # The program's child has no parent-death signal; with the guard's sentinel gone too, only
+    # the supervisor's SIGKILL of the dead guard's group can take it down.
+    code = "import os, time\nif os.fork():\n    print(os.getpid(), flush=True)\ntime.sleep(60)\n"
+    supervisor.add_program(ProgramConfig("p", [sys.executable, "-c", code], startsecs=0.2))
+    assert supervisor.wait_for(lambda _: bool(supervisor.output("p")), 10)
+    guard = supervisor.snapshot()[0].pgid
+    program = int(supervisor.output("p")[0])
+    assert guard is not None
+    members = [pid for pid in psutil.pids() if _pgid(pid) == guard]
+    child = next(p.pid for p in psutil.Process(program).children())
+    sentinel = next(pid for pid in members if pid not in (guard, program, child))
+    os.kill(sentinel, signal.SIGKILL)
+    wait_until(lambda: gone(sentinel), 5, "the sentinel to die")
+    os.kill(guard, signal.SIGKILL)
+    wait_until(lambda: gone(program) and gone(child), 3, "the program and its child to die")

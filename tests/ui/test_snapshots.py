@@ -26,3 +26,11 @@ def test_main_screen_80x24(snap_compare) -> None:
 
     app = ConsoleApp(DemoSource("main"), live=False)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_attached_status_bar_150x30(snap_compare) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+
+    app = ConsoleApp(DemoSource("main"), live=False)
+    assert snap_compare(app, terminal_size=(150, 30), run_before=run_before)

@@ -20,6 +20,11 @@ CORE = [
     "console.runtime",
     "console.reload",
     "console.cli",
+    "console.server.server",
+    "console.server.lifecycle",
+    "console.server.client",
+    "console.server.notify",
+    "console.cli_server",
 ]
 
 

@@ -1,0 +1,314 @@
+"""Clients of the supervisor server: the connection, and the screen's data source over it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import itertools
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from console.actions import ActionResult
+from console.cluster import TaskInfo
+from console.runtime import DashboardData
+from console.server.protocol import (
+    MAX_LINE,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    data_from_json,
+    decode,
+    encode,
+    from_json,
+    socket_path,
+)
+from console.settings import Settings
+
+REQUEST_TIMEOUT = 10.0
+
+
+class NoServer(Exception):
+    """No supervisor server runs for this state directory."""
+
+    def __init__(self, state_dir: Path, detail: str) -> None:
+        super().__init__(f"no sentry-console server runs for {state_dir} ({detail})")
+
+
+class ServerGone(Exception):
+    """The server closed the connection (it stopped, or refused this client)."""
+
+    ends_session = True
+
+
+class ServerRefused(Exception):
+    """The server answered a request with an error."""
+
+
+class ServerClient:
+    """One connection to the supervisor server: requests by id, pushes to callbacks."""
+
+    def __init__(self, state_dir: Path, *, connect_timeout: float = 2.0) -> None:
+        self.state_dir = state_dir
+        self.path = socket_path(state_dir)
+        self.on_data: Callable[[dict[str, Any]], None] | None = None
+        self.on_line: Callable[[dict[str, Any]], None] | None = None
+        self.hello_info: dict[str, Any] = {}
+        self.closed_reason: str | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, queue.SimpleQueue[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._sock = self._connect(connect_timeout)
+        self._reader = threading.Thread(target=self._read_loop, name="server-read", daemon=True)
+        self._reader.start()
+
+    def _connect(self, timeout: float) -> socket.socket:
+        if not self.path.exists():
+            raise NoServer(self.state_dir, "no socket")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(self.path))
+        except OSError as exc:
+            sock.close()
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                raise NoServer(self.state_dir, "stale socket, no server behind it") from None
+            if exc.errno == errno.EACCES:
+                raise ServerRefused(f"permission denied on {self.path}") from None
+            raise NoServer(self.state_dir, exc.strerror or str(exc)) from None
+        sock.settimeout(None)
+        return sock
+
+    def hello(self, *, read_only: bool = False, client: str = "ctl") -> dict[str, Any]:
+        """Introduce this client; raises ServerRefused on a protocol version mismatch."""
+        self.hello_info = self.request("hello", version=PROTOCOL_VERSION, read_only=read_only)
+        self.hello_info["client"] = client
+        return self.hello_info
+
+    def request(self, op: str, timeout: float | None = REQUEST_TIMEOUT, **fields: Any) -> Any:
+        """Send a request and wait for its reply (ServerGone, ServerRefused, TimeoutError)."""
+        rid = next(self._ids)
+        box: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        with self._lock:
+            if self._closed.is_set():
+                raise ServerGone(self.closed_reason or "the server closed the connection")
+            self._waiting[rid] = box
+        try:
+            self._send({"op": op, "id": rid, **fields})
+            try:
+                reply = box.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"the server did not answer {op!r} in {timeout:.0f}s") from None
+        finally:
+            with self._lock:
+                self._waiting.pop(rid, None)
+        if reply.get("type") == "gone":
+            raise ServerGone(reply.get("message") or "the server closed the connection")
+        if reply.get("type") == "error":
+            raise ServerRefused(str(reply.get("message")))
+        return reply
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            with self._send_lock:
+                self._sock.sendall(encode(message))
+        except OSError:
+            raise ServerGone(self.closed_reason or "the server closed the connection") from None
+
+    def _read_loop(self) -> None:
+        reader = self._sock.makefile("rb")
+        try:
+            for line in iter(lambda: reader.readline(MAX_LINE), b""):
+                try:
+                    message = decode(line)
+                except ProtocolError:
+                    continue
+                self._dispatch(message)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._gone(self.closed_reason or "the server closed the connection")
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        rid = message.get("id")
+        kind = message.get("type")
+        if rid is not None:
+            with self._lock:
+                box = self._waiting.get(rid)
+            if box is not None:
+                box.put(message)
+        elif kind == "data" and self.on_data is not None:
+            self.on_data(message["data"])
+        elif kind in ("line", "end") and self.on_line is not None:
+            self.on_line(message)
+        elif kind == "error":  # refused before any request (e.g. by uid)
+            self.closed_reason = str(message.get("message"))
+
+    def _gone(self, reason: str) -> None:
+        with self._lock:
+            self.closed_reason = self.closed_reason or reason
+            self._closed.set()
+            waiting = list(self._waiting.values())
+        for box in waiting:
+            box.put({"type": "gone", "message": self.closed_reason})
+        if self.on_line is not None:
+            self.on_line({"type": "end", "message": self.closed_reason})
+        if self.on_data is not None:
+            with contextlib.suppress(Exception):
+                self.on_data({})
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection ended."""
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """Leave (the server and its programs go on)."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._reader.join(2.0)
+
+
+def attachment_line(hello: dict[str, Any]) -> str:
+    """'attached: server 4242 since 10:02' (or since the date, after a day) for the status bar."""
+    started = datetime.fromtimestamp(float(hello.get("started_at", 0)))
+    fmt = "%H:%M" if time.time() - started.timestamp() < 20 * 3600 else "%Y-%m-%d %H:%M"
+    return f"attached: server {hello.get('pid')} since {started.strftime(fmt)}"
+
+
+class RemoteSource:
+    """The screen's :class:`ConsoleSource`, answered by a supervisor server over its socket."""
+
+    def __init__(self, client: ServerClient, settings: Settings, *, read_only: bool) -> None:
+        self.client = client
+        self.read_only = read_only
+        hello = client.hello_info
+        self.settings = dataclasses.replace(
+            settings,
+            broker_source=str(hello.get("broker_source", settings.broker_source)),
+            refresh_interval=float(hello.get("refresh_interval", settings.refresh_interval)),
+        )
+        self.server_pid = int(hello.get("pid", 0))
+        self.attachment: str | None = attachment_line(hello)
+        self._latest: DashboardData | None = None
+        self._fresh = threading.Condition()
+        self._seq = 0
+        self._seen = 0
+        client.on_data = self._take
+        client.request("subscribe")
+
+    def _take(self, raw: dict[str, Any]) -> None:
+        data = data_from_json(raw) if raw else None
+        with self._fresh:
+            if data is not None:
+                self._latest = data
+            self._seq += 1
+            self._fresh.notify_all()
+
+    def poll(self) -> DashboardData:
+        """The next snapshot the server pushes (waits for it; ServerGone when the server left)."""
+        deadline = time.monotonic() + max(self.settings.refresh_interval * 3, 5.0)
+        with self._fresh:
+            while self._seq == self._seen and not self.client.closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._fresh.wait(left)
+            self._seen = self._seq
+            if self.client.closed:
+                raise ServerGone(self.client.closed_reason or "the server stopped")
+            if self._latest is None:
+                raise TimeoutError("the server sent no snapshot")
+            return self._latest
+
+    def output(self, name: str, last: int | None = None) -> list[str]:
+        """The tail of a program's output (empty when the program is gone)."""
+        try:
+            reply = self.client.request("output", timeout=3.0, name=name, last=last)
+        except (ServerRefused, TimeoutError):
+            return []
+        return list(reply.get("lines", []))
+
+    def task(self, uuid: str) -> TaskInfo | None:
+        """A task's detail from the server."""
+        try:
+            reply = self.client.request("task", timeout=3.0, uuid=uuid)
+        except (ServerRefused, TimeoutError):
+            return None
+        task = from_json(TaskInfo, reply.get("task"))
+        return task if isinstance(task, TaskInfo) else None
+
+    def _act(
+        self, action: str, timeout: float | None = REQUEST_TIMEOUT, **args: Any
+    ) -> ActionResult:
+        try:
+            reply = self.client.request("action", timeout=timeout, action=action, args=args)
+        except (ServerRefused, ServerGone, TimeoutError) as exc:
+            return ActionResult.failed(str(exc))
+        return ActionResult.from_json(reply["result"])
+
+    def restart(self, name: str) -> ActionResult:
+        """Restart one program."""
+        return self._act("restart", target=name)
+
+    def toggle(self, name: str) -> ActionResult:
+        """Stop a running program or start a stopped one."""
+        return self._act("toggle", name=name)
+
+    def toggle_cron(self) -> ActionResult:
+        """Run or stop the cron."""
+        return self._act("toggle_cron")
+
+    def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
+        """Add or remove worker processes."""
+        return self._act("scale", delta=delta, group=group_name)
+
+    def rolling_restart(self, group_name: str | None = None) -> ActionResult:
+        """Restart a group's workers one at a time (waits for the whole restart)."""
+        return self._act("rolling_restart", timeout=None, group=group_name)
+
+    def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
+        """Revoke a task (and kill it with ``terminate``)."""
+        return self._act("revoke", uuid=uuid, terminate=terminate)
+
+    def purge(self, queue: str) -> ActionResult:
+        """Empty a queue."""
+        return self._act("purge", queue=queue)
+
+    def pool(self, hostname: str, delta: int) -> ActionResult:
+        """Grow or shrink a worker's pool."""
+        return self._act("pool", hostname=hostname, delta=delta)
+
+    def shutdown(self) -> None:
+        """Stop every program warmly, then the server (waits until they are down)."""
+        with contextlib.suppress(ServerGone):
+            self.client.request("shutdown", timeout=None)
+
+    def shutdown_now(self) -> None:
+        """Stop every program without waiting for tasks, then the server."""
+        with contextlib.suppress(ServerGone):
+            self.client.request("shutdown", timeout=None, now=True)
+
+    def detach(self) -> None:
+        """Leave everything running and close the connection."""
+        self.client.close()
+
+
+def server_pid_alive(pid: int) -> bool:
+    """True while a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,354 @@
+"""The supervisor server: hosts one :class:`ConsoleRuntime` and serves it on a private unix socket.
+
+One thread polls the runtime and pushes each snapshot, encoded once, to every subscribed client,
+so N attached screens cost the broker what one costs. Each client has a reader thread (its
+requests) and a writer thread (its replies and pushes; a slow client only loses snapshots that a
+newer one replaced). Actions are serialised: two operators pressing ``+`` together give +2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from console.actions import ActionResult
+from console.broker.embedded import ensure_private_dir
+from console.runtime import ConsoleRuntime, DashboardData
+from console.server.protocol import (
+    MAX_LINE,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    decode,
+    encode,
+    socket_path,
+)
+from console.server.tail import appended
+
+log = logging.getLogger("sentry_console.server")
+
+STARTUP_WINDOW = 3.0
+STARTUP_POLL = 0.25
+FOLLOW_EVERY = 0.2
+"""Seconds between looks at a followed program's output."""
+MAX_QUEUED = 10_000
+"""Replies and followed lines queued for one client before it counts as stuck."""
+SEND_TIMEOUT = 5.0
+"""A client that takes no bytes for this long is dropped."""
+
+
+class ServerError(Exception):
+    """The server cannot start (socket in use, path too long, ...)."""
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a unix socket, from the kernel."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return int(uid)
+
+
+def _refuse(sock: socket.socket, uid: int) -> None:
+    """Tell a refused client why, then close once it has read it (unread input would reset)."""
+    with contextlib.suppress(OSError):
+        sock.settimeout(1.0)
+        sock.sendall(encode({"type": "error", "message": f"uid {uid} not allowed"}))
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(4096):
+            pass
+    sock.close()
+
+
+class Connection:
+    """One attached client: its socket, its outbox, and whether it wants snapshots."""
+
+    def __init__(self, server: SupervisorServer, sock: socket.socket, uid: int) -> None:
+        self.server = server
+        self.sock = sock
+        self.uid = uid
+        self.read_only = False
+        self.subscribed = False
+        self.closed = threading.Event()
+        self._finishing = False
+        self._outbox: deque[bytes] = deque()
+        self._data: bytes | None = None
+        self._ready = threading.Condition()
+
+    def start(self) -> None:
+        """Serve this client on two threads of its own."""
+        threading.Thread(target=self._read_loop, name="client-read", daemon=True).start()
+        threading.Thread(target=self._write_loop, name="client-write", daemon=True).start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a reply or a pushed line."""
+        self.send_raw(encode(message))
+
+    def send_raw(self, line: bytes) -> None:
+        """Queue an encoded message (a client that stopped reading is dropped)."""
+        with self._ready:
+            if len(self._outbox) >= MAX_QUEUED:
+                self._finishing = True
+                log.warning("dropped a client that stopped reading")
+            else:
+                self._outbox.append(line)
+            self._ready.notify()
+
+    def push_data(self, line: bytes) -> None:
+        """Offer the newest snapshot; one not yet sent is replaced, never queued behind."""
+        with self._ready:
+            self._data = line
+            self._ready.notify()
+
+    def finish(self) -> None:
+        """Close once everything queued so far has been sent."""
+        with self._ready:
+            self._finishing = True
+            self._ready.notify()
+
+    def close(self) -> None:
+        """Drop the client (its programs are untouched)."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        with self._ready:
+            self._ready.notify()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.server.forget(self)
+
+    def _write_loop(self) -> None:
+        # A send timeout only (a socket timeout would also end an idle client's reads).
+        seconds = struct.pack("ll", int(SEND_TIMEOUT), 0)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, seconds)
+        try:
+            while not self.closed.is_set():
+                with self._ready:
+                    while not (self._outbox or self._data or self._finishing):
+                        if self.closed.is_set():
+                            return
+                        self._ready.wait()
+                    batch = list(self._outbox)
+                    last = self._finishing
+                    self._outbox.clear()
+                    if self._data is not None:
+                        batch.append(self._data)
+                        self._data = None
+                if batch:
+                    self.sock.sendall(b"".join(batch))
+                if last:
+                    return
+        except OSError:
+            pass
+        finally:
+            self.close()
+            with contextlib.suppress(OSError):
+                self.sock.close()
+
+    def _read_loop(self) -> None:
+        reader = self.sock.makefile("rb")
+        try:
+            while not self.closed.is_set():
+                line = reader.readline(MAX_LINE)
+                if not line:
+                    break
+                try:
+                    message = decode(line)
+                except ProtocolError as exc:
+                    self.send({"type": "error", "message": str(exc)})
+                    continue
+                if not self.server.handle(self, message):
+                    self.finish()
+                    return
+        except OSError:
+            pass
+        self.close()
+
+
+class SupervisorServer:
+    """Serves a running :class:`ConsoleRuntime` to TUIs and ``ctl`` commands."""
+
+    def __init__(self, runtime: ConsoleRuntime, *, interval: float | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.path = socket_path(self.settings.state_dir)
+        self.interval = interval or self.settings.refresh_interval
+        self.started_at = time.time()
+        self.latest: DashboardData | None = None
+        self.stopping = threading.Event()
+        self.stopped = threading.Event()
+        self.on_poll: Callable[[DashboardData], None] | None = None
+        self.on_stopping: Callable[[], None] | None = None
+        self._listener: socket.socket | None = None
+        self._clients: set[Connection] = set()
+        self._clients_lock = threading.Lock()
+        self._action_lock = threading.Lock()
+        self._shutdown_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._latest_line: bytes | None = None
+        from console.server.handlers import RequestHandlers
+
+        self._handlers = RequestHandlers(self)
+
+    # socket -------------------------------------------------------------------------------
+    def listen(self) -> None:
+        """Bind the private socket, replacing a stale one (the caller holds the state lock)."""
+        ensure_private_dir(self.settings.state_dir)
+        if self.path.parent != Path(os.path.abspath(self.settings.state_dir)):
+            ensure_private_dir(self.path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # only a crashed server leaves it: the live one holds the lock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(self.path))
+            os.chmod(self.path, 0o600)
+            sock.listen(16)
+        except OSError as exc:
+            sock.close()
+            raise ServerError(f"cannot listen on {self.path}: {exc.strerror}") from None
+        self._listener = sock
+        threading.Thread(target=self._accept_loop, name="accept", daemon=True).start()
+        log.info("listening on %s (pid %d)", self.path, os.getpid())
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        allowed = {os.getuid(), 0}
+        while not self.stopped.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EBADF, errno.EINVAL) or self.stopped.is_set():
+                    return
+                time.sleep(0.05)
+                continue
+            uid = peer_uid(sock)
+            if uid not in allowed:
+                log.warning("refused a client of uid %d (only uid %d and root)", uid, os.getuid())
+                threading.Thread(target=_refuse, args=(sock, uid), daemon=True).start()
+                continue
+            conn = Connection(self, sock, uid)
+            with self._clients_lock:
+                self._clients.add(conn)
+            conn.start()
+
+    def forget(self, conn: Connection) -> None:
+        """A client went away."""
+        with self._clients_lock:
+            self._clients.discard(conn)
+
+    def clients(self) -> list[Connection]:
+        """The attached clients."""
+        with self._clients_lock:
+            return list(self._clients)
+
+    # requests -----------------------------------------------------------------------------
+    def handle(self, conn: Connection, message: dict[str, Any]) -> bool:
+        """Answer one request; False ends the connection."""
+        return self._handlers.handle(conn, message)
+
+    def run_action(self, action: Callable[[], ActionResult]) -> ActionResult:
+        """Run an operator action, one at a time, then refresh every screen at once."""
+        with self._action_lock:
+            result = action()
+        self._wake.set()
+        return result
+
+    def subscribe(self, conn: Connection) -> None:
+        """Start pushing snapshots to a client, the newest one first."""
+        conn.subscribed = True
+        if self._latest_line is not None:
+            conn.push_data(self._latest_line)
+
+    def hello(self) -> dict[str, Any]:
+        """What a client learns on connecting."""
+        return {
+            "type": "hello",
+            "version": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "state_dir": str(self.settings.state_dir),
+            "broker_source": self.settings.broker_source,
+            "refresh_interval": self.interval,
+        }
+
+    # the loop -----------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        """Poll and push until stopped (call on the main thread; returns after shutdown)."""
+        began = time.monotonic()
+        while not self.stopped.is_set():
+            started = time.monotonic()
+            try:
+                self.publish(self.runtime.poll())
+            except Exception:
+                log.exception("poll failed")
+            early = started - began < STARTUP_WINDOW
+            wait = min(self.interval, STARTUP_POLL) if early else self.interval
+            self._wake.wait(max(wait - (time.monotonic() - started), 0.05))
+            self._wake.clear()
+
+    def publish(self, data: DashboardData) -> None:
+        """Hand a snapshot to every subscribed client, encoded once."""
+        line = encode({"type": "data", "data": data})
+        self.latest, self._latest_line = data, line
+        for conn in self.clients():
+            if conn.subscribed:
+                conn.push_data(line)
+        if self.on_poll is not None:
+            self.on_poll(data)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop every program (warm when ``wait``), then end :meth:`serve_forever`."""
+        with self._shutdown_lock:
+            if not self.stopping.is_set():
+                self.stopping.set()
+                log.info("stopping every program (%s)", "warm" if wait else "now")
+                if self.on_stopping is not None:
+                    self.on_stopping()
+            if wait:
+                self.runtime.shutdown()
+            else:
+                self.runtime.shutdown_now()
+            self.stopped.set()
+            self._wake.set()
+
+    def close(self) -> None:
+        """Close the socket and every client connection."""
+        self.stopped.set()
+        self._wake.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        for conn in self.clients():
+            conn.close()
+
+    def follow(self, conn: Connection, name: str, lines: list[str]) -> None:
+        """Push a program's new output lines to a client until it goes away."""
+
+        def run() -> None:
+            previous = lines
+            while not conn.closed.wait(FOLLOW_EVERY):
+                try:
+                    current = self.runtime.output(name, self.settings.log_lines)
+                except KeyError:
+                    conn.send({"type": "end", "message": f"{name} is gone"})
+                    return
+                more = appended(previous, current)
+                if more is None:  # the buffer moved on further than we saw: resend its tail
+                    more = current[-50:]
+                for line in more:
+                    conn.send({"type": "line", "line": line})
+                previous = current
+
+        threading.Thread(target=run, name=f"follow-{name}", daemon=True).start()

@@ -1,0 +1,59 @@
+"""Rolling restart with custom node-name templates: the readiness ping finds each replacement."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from console.runtime import worker_node_name
+from console.settings import WorkerGroup
+from console.supervision import ProcessState
+from tests.chaos_support.helpers import supervised_workers, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+#: Far below the supervisor's 120 s step timeout that a name the ping never reaches waits out.
+FINISHED_WITHIN = 60.0
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{name}-{n}@%h", "{name}-1@{host}"),
+        ("%n-{n}@%d", "{short}-1@{domain_or_host}"),  # no domain: Celery fills in the host
+        ("plain-{n}", "celery@plain-1"),  # no "@": Celery takes the whole value as the host part
+    ],
+)
+def test_rolling_restart_with_node_name_template(
+    template: str,
+    expected: str,
+    redis_url: str,
+    state_dir: Path,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    group = WorkerGroup(name=f"n{unique}", processes=1, concurrency=1, hostname=template)
+    node = expected.format(name=group.name, host=host, short=short, domain_or_host=domain or host)
+    assert worker_node_name(group, 1) == node
+    with supervised_workers(redis_url, state_dir, unique, group, monkeypatch) as runtime:
+        wait_until(lambda: runtime.control.ping([node]).get(node, False), 90, f"{node} answering")
+        pid_before = runtime.supervisor.snapshot()[0].pid
+        outcome: list[str] = []
+        began = time.monotonic()
+        restarter = threading.Thread(target=lambda: outcome.append(runtime.rolling_restart()))
+        restarter.start()
+        restarter.join(FINISHED_WITHIN)
+        took = time.monotonic() - began
+        assert not restarter.is_alive(), f"rolling restart still waiting after {took:.0f}s"
+        assert outcome == [f"{group.name}: rolling restart done"]
+        snap = runtime.supervisor.snapshot()[0]
+        assert snap.pid != pid_before and snap.restarts == 1
+        assert snap.state is ProcessState.RUNNING
+        assert runtime.control.ping([node]).get(node, False)
+        print(f"{template}: {node} restarted and answering in {took:.1f}s")

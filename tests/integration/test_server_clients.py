@@ -1,0 +1,187 @@
+"""The supervisor server and its clients: serialised actions, read-only, identity, stale state."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from console.actions import ActionResult
+from console.server.client import NoServer, RemoteSource, ServerClient, ServerRefused
+from console.server.protocol import encode, socket_path
+from console.settings import Settings
+from tests.chaos_support.helpers import wait_until
+from tests.server_support import client_of, inprocess_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def group_size(client: ServerClient) -> int:
+    reply = client.request("status")
+    return sum(1 for p in reply["processes"] if p["group"] == "worker")
+
+
+def test_concurrent_scale_from_two_clients_ends_at_the_exact_count(
+    redis_url: str, state_dir: Path
+) -> None:
+    with inprocess_server(redis_url, state_dir, processes=1) as server:
+        clients = [client_of(server), client_of(server)]
+        start = threading.Barrier(20)
+        results: list[ActionResult] = []
+
+        def press(client: ServerClient) -> None:
+            start.wait(10)
+            reply = client.request("action", action="scale", args={"delta": 1, "group": None})
+            results.append(ActionResult.from_json(reply["result"]))
+
+        threads = [threading.Thread(target=press, args=(clients[i % 2],)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert [r.ok for r in results] == [True] * 20, results
+        assert server.runtime.group_size("worker") == 21
+        wait_until(lambda: group_size(clients[0]) == 21, 10, "21 worker programs")
+        for client in clients:
+            client.close()
+
+
+def test_two_attached_sources_see_the_same_snapshots(redis_url: str, state_dir: Path) -> None:
+    with inprocess_server(redis_url, state_dir, processes=2) as server:
+        settings = server.settings
+        sources = [RemoteSource(client_of(server), settings, read_only=False) for _ in range(2)]
+        wait_until(
+            lambda: all(len(s.poll().processes) == 2 for s in sources), 10, "both see 2 programs"
+        )
+        result = sources[0].scale(1)
+        assert result.ok, result
+        wait_until(lambda: len(sources[1].poll().processes) == 3, 10, "the other sees the scale")
+        assert "attached" in (sources[1].attachment or "")
+        assert str(os.getpid()) in (sources[1].attachment or "")
+        for s in sources:
+            s.detach()
+        assert not server.stopped.is_set(), "a client leaving must not stop the server"
+
+
+def test_read_only_client_is_refused_every_action(redis_url: str, state_dir: Path) -> None:
+    with inprocess_server(redis_url, state_dir) as server:
+        watcher = client_of(server, read_only=True)
+        reply = watcher.request("action", action="restart", args={"target": "worker-1"})
+        result = ActionResult.from_json(reply["result"])
+        assert result.outcome == "refused" and "read-only" in result.message
+        shutdown = ActionResult.from_json(watcher.request("shutdown")["result"])
+        assert shutdown.outcome == "refused"
+        assert not server.stopping.is_set()
+        assert watcher.request("status")["processes"][0]["name"] == "worker-1"
+        watcher.close()
+
+
+def test_unknown_targets_and_actions_are_refused(redis_url: str, state_dir: Path) -> None:
+    with inprocess_server(redis_url, state_dir) as server:
+        client = client_of(server)
+        for action, args in (
+            ("restart", {"target": "nothing"}),
+            ("scale_to", {"group": "nope", "count": 2}),
+            ("explode", {}),
+        ):
+            reply = client.request("action", action=action, args=args)
+            assert reply["result"]["outcome"] == "refused", (action, reply)
+        with pytest.raises(ServerRefused, match="no program named 'nothing'"):
+            client.request("output", name="nothing")
+        client.close()
+
+
+def test_a_client_of_another_protocol_version_gets_one_clear_line(
+    redis_url: str, state_dir: Path
+) -> None:
+    with inprocess_server(redis_url, state_dir) as server:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(str(server.path))
+            sock.sendall(encode({"op": "hello", "id": 1, "version": 99}))
+            reply = json.loads(sock.makefile("rb").readline())
+        assert reply["type"] == "error"
+        assert "protocol 1" in reply["message"] and "99" in reply["message"]
+
+
+def test_socket_is_private_and_a_stale_one_is_replaced(redis_url: str, state_dir: Path) -> None:
+    path = socket_path(state_dir)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # the file stays with nobody behind it, as after a crash
+    with pytest.raises(NoServer, match="stale socket"):
+        ServerClient(state_dir)
+    with inprocess_server(redis_url, state_dir) as server:
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        assert oct(state_dir.stat().st_mode & 0o777) == "0o700"
+        client = client_of(server)
+        assert client.hello_info["pid"] == os.getpid()
+        client.close()
+    assert not path.exists(), "a server that stopped leaves no socket behind"
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists(SYSTEM_PYTHON),
+    reason="needs root, runuser and a python that nobody may run",
+)
+def test_a_client_of_another_uid_is_refused(redis_url: str) -> None:
+    code = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(sys.argv[1])\n"
+        "except OSError as e:\n"
+        "    print('denied', e.errno); sys.exit(0)\n"
+        's.sendall(b\'{"op":"hello","id":1,"version":1}\\n\')\n'
+        "print(s.makefile('rb').readline().decode().strip())\n"
+    )
+    top = Path(tempfile.mkdtemp(prefix="sc-uid-", dir="/tmp"))  # ancestors nobody can search
+    state_dir = top / "state"
+    try:
+        refused_by_uid(redis_url, state_dir, code)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def refused_by_uid(redis_url: str, state_dir: Path, code: str) -> None:
+    with inprocess_server(redis_url, state_dir) as server:
+        as_nobody = ["runuser", "-u", "nobody", "--", SYSTEM_PYTHON, "-c", code, str(server.path)]
+        closed = subprocess.run(as_nobody, capture_output=True, text=True, timeout=30)
+        assert closed.stdout.startswith("denied"), closed  # the 0700 directory keeps it out
+        # Open the directory and the socket up: the kernel's peer uid still refuses it.
+        modes = [(p, p.stat().st_mode & 0o777) for p in (state_dir.parent, state_dir, server.path)]
+        try:
+            for p, _ in modes:
+                os.chmod(p, 0o777)
+            opened = subprocess.run(as_nobody, capture_output=True, text=True, timeout=30)
+        finally:
+            for p, mode in modes:
+                os.chmod(p, mode)
+        assert opened.stdout, opened
+        reply = json.loads(opened.stdout)
+        assert reply["type"] == "error" and "not allowed" in reply["message"], opened
+        assert not any(c.uid != os.getuid() for c in server.clients())
+
+
+def test_remote_source_speaks_for_a_settings_object(redis_url: str, state_dir: Path) -> None:
+    with inprocess_server(redis_url, state_dir) as server:
+        local = Settings(broker=None, broker_source="embedded", state_dir=state_dir)
+        source = RemoteSource(client_of(server), local, read_only=False)
+        assert source.settings.broker_source == "test"  # the server's, not the client's guess
+        assert source.settings.refresh_interval == pytest.approx(0.2)
+        began = time.monotonic()
+        data = source.poll()
+        assert time.monotonic() - began < 1.0, "the first snapshot comes at once"
+        assert data.processes[0].name == "worker-1"
+        source.detach()

@@ -1,0 +1,53 @@
+"""A supervisor server in the test process, on fake processes and a real broker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from console.appref import load_app
+from console.runtime import ConsoleRuntime
+from console.server.client import ServerClient
+from console.server.server import SupervisorServer
+from console.settings import Settings, WorkerGroup
+from console.supervision import Supervisor
+from console.supervision.fakes import FakeClock, FakeSpawner
+
+
+@contextmanager
+def inprocess_server(
+    broker_url: str, state_dir: Path, *, processes: int = 1, max_processes: int = 32
+) -> Iterator[SupervisorServer]:
+    """A server whose programs are fake processes (no child is started), stopped afterwards."""
+    settings = Settings(
+        broker=None,
+        broker_source="test",
+        state_dir=state_dir,
+        worker_groups=(WorkerGroup(name="worker", processes=processes),),
+        cron=False,
+        max_processes=max_processes,
+        refresh_interval=0.2,
+    ).with_broker(broker_url, "test")
+    supervisor = Supervisor(spawner=FakeSpawner(FakeClock()), tick_interval=0.02)
+    runtime = ConsoleRuntime(settings, load_app(settings.app, broker_url), supervisor)
+    server = SupervisorServer(runtime)
+    server.listen()
+    runtime.start()
+    loop = threading.Thread(target=server.serve_forever, daemon=True)
+    loop.start()
+    try:
+        yield server
+    finally:
+        if not server.stopped.is_set():
+            server.shutdown(wait=False)
+        loop.join(10)
+        server.close()
+
+
+def client_of(server: SupervisorServer, *, read_only: bool = False) -> ServerClient:
+    """A connected client that said hello."""
+    client = ServerClient(server.settings.state_dir)
+    client.hello(read_only=read_only)
+    return client
