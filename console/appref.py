@@ -23,6 +23,9 @@ def load_app(path: str, broker_url: str) -> Celery:
         obj = symbol_by_name(path)
     except (ImportError, AttributeError, ValueError) as exc:
         raise AppLoadError(f"cannot import Celery app {path!r}: {exc}") from None
+    except SyntaxError as exc:  # file and line only: the message never holds a secret
+        where = f"{os.path.basename(exc.filename or '?')} line {exc.lineno}"
+        raise AppLoadError(f"cannot import Celery app {path!r}: {exc.msg} ({where})") from None
     except Exception as exc:  # errors raised by the app module's own code
         raise AppLoadError(f"cannot import Celery app {path!r}: {type(exc).__name__}") from None
     if not isinstance(obj, Celery):

@@ -108,9 +108,12 @@ pass_context = click.make_pass_decorator(Context)
 @click.option("--app", "app_path", default=None, help="Celery app import path [workers.app].")
 @click.option("--broker", default=None, help="Broker URL (overrides SENTRY_BROKER_URL).")
 @click.option("--read-only", is_flag=True, help="Watch only: every action refused, keys hidden.")
+@click.option("--reload", is_flag=True, help="Restart workers and cron when the code changes.")
 @click.version_option(package_name="sentry-console")
 @click.pass_context
-def main(ctx: click.Context, app_path: str | None, broker: str | None, read_only: bool) -> None:
+def main(
+    ctx: click.Context, app_path: str | None, broker: str | None, read_only: bool, reload: bool
+) -> None:
     """Supervise and watch Celery workers and cron. With no command, open the console.
 
     The programs belong to a supervisor server, one per state directory: the console attaches
@@ -121,7 +124,7 @@ def main(ctx: click.Context, app_path: str | None, broker: str | None, read_only
     if broker is None:  # a TUI hands its --broker to the server it starts this way
         broker = os.environ.pop(BROKER_FLAG_ENV, None)
     try:
-        settings = resolve_settings(cli_broker=broker, app=app_path)
+        settings = resolve_settings(cli_broker=broker, app=app_path, reload=reload)
     except (SettingsError, BrokerURLError) as exc:
         fail(str(exc))
     ctx.obj = Context(settings)

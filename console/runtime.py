@@ -26,6 +26,8 @@ from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, Task
 from console.consolelog import audited, log_path, setup_console_log
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
+from console.reload import CodeReloader, describe_change, restart_programs
+from console.reload import log as reload_log
 from console.serialised import holding
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
@@ -51,6 +53,7 @@ class DashboardData:
     active_tasks: tuple[TaskInfo, ...] = ()
     cluster_state: str = "starting"
     events_received: int = 0
+    last_reload: str | None = None
     taken_at: float = field(default_factory=time.time)
     errors: dict[str, int] = field(default_factory=dict)
     """Failures the cluster monitor survived, by kind."""
@@ -119,10 +122,15 @@ class ConsoleRuntime:
         self.log_file = log_path(settings.state_dir)
         self._status_key: tuple[object, ...] = ()
         self._status_at = 0.0
+        self._reloader: CodeReloader | None = None
+        self.last_reload: str | None = None
+        """What the last reload did, e.g. ``reloaded: tasks.py changed`` (None before one)."""
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start every configured program and the background monitors."""
+        if self.settings.reload:  # before any program starts: a path it cannot find is fatal
+            self._reloader = CodeReloader(self.settings, self.reload_code)
         self.log_file = setup_console_log(self.settings.state_dir)
         for group in self.settings.worker_groups:
             for n in range(1, group.processes + 1):
@@ -131,10 +139,14 @@ class ConsoleRuntime:
             self.supervisor.add_program(cron_program(self.settings))
         self.supervisor.run_in_background()
         self.monitor.start()
+        if self._reloader is not None:
+            self._reloader.start()
 
     @audited("stop everything")
     def shutdown(self) -> None:
         """Warm-stop every child, then stop the monitors; safe to call twice."""
+        if self._reloader is not None:
+            self._reloader.stop()
         self.supervisor.shutdown()
         self.monitor.stop()
         self.control.close_soon()
@@ -173,6 +185,7 @@ class ConsoleRuntime:
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
+                last_reload=self.last_reload,
                 errors=cluster.errors,
             )
             self._write_status(data)
@@ -332,6 +345,18 @@ class ConsoleRuntime:
             return ActionResult.failed(f"{hostname}: {exc}")
         verb = "grown" if delta > 0 else "shrunk"
         return ActionResult.done(f"{hostname}: pool {verb} by {abs(delta)}")
+
+    def reload_code(self, changed: Sequence[Path]) -> str:
+        """Restart workers and cron after a source change (warm stop; rolling in big groups)."""
+        note = f"reloaded: {describe_change(changed)}"
+        self.last_reload = note
+        reload_log.info("%s (%s)", note, ", ".join(map(str, changed)))
+        problems = restart_programs(self.supervisor, self.rolling_restart)
+        if problems:
+            note = f"reload stopped: {problems[0]}"
+            self.last_reload = note
+            reload_log.warning("%s", note)
+        return note
 
     @audited("stop everything now")
     def shutdown_now(self) -> None:

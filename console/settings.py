@@ -20,6 +20,14 @@ Settings read from ``SENTRY_CONF``:
     Upper bound for scaling one worker group (default 32).
 ``CONSOLE_OFFLINE_DROP_AFTER``
     Seconds an offline worker stays listed (marked offline) before it is dropped (default 300).
+``CONSOLE_RELOAD``
+    Restart the workers and the cron when the app's source changes (default ``False``; the
+    ``--reload`` flag turns it on too).
+``CONSOLE_RELOAD_PATHS``
+    More files or directories to watch besides the app's package; relative paths are taken
+    from the directory of the configuration file.
+``CONSOLE_RELOAD_PATTERNS``
+    File name patterns that count as source (default ``["*.py"]``).
 ``CONSOLE_KEYMAP``
     Keys by binding id, replacing the defaults, e.g. ``{"restart": "ctrl+r", "rolling": "R,f5"}``.
 """
@@ -93,6 +101,12 @@ class Settings:
     """Upper bound when scaling a worker group."""
     offline_drop_after: float = 300.0
     """Seconds an offline worker stays listed before it is dropped."""
+    reload: bool = False
+    """Restart workers and cron when a watched source file changes."""
+    reload_paths: tuple[Path, ...] = ()
+    """Files or directories watched besides the app's own package."""
+    reload_patterns: tuple[str, ...] = ("*.py",)
+    """File name patterns (fnmatch) of the files whose change triggers a reload."""
     keymap: tuple[tuple[str, str], ...] = ()
     """(binding id, keys) pairs replacing default keys; the UI checks ids and clashes."""
 
@@ -173,6 +187,36 @@ def _worker_groups(raw: Any) -> tuple[WorkerGroup, ...]:
     return tuple(groups)
 
 
+def _reload_settings(conf: Mapping[str, Any], base: Path, flag: bool) -> dict[str, Any]:
+    """``reload``, ``reload_paths`` and ``reload_patterns`` from the conf file and the flag."""
+    enabled = conf.get("CONSOLE_RELOAD", False)
+    if not isinstance(enabled, bool):
+        raise SettingsError("SENTRY_CONF: CONSOLE_RELOAD must be True or False")
+    raw_paths = conf.get("CONSOLE_RELOAD_PATHS", [])
+    if isinstance(raw_paths, str) or not isinstance(raw_paths, (list, tuple)):
+        raise SettingsError("SENTRY_CONF: CONSOLE_RELOAD_PATHS must be a list of paths")
+    paths = []
+    for item in raw_paths:
+        if not isinstance(item, (str, Path)):
+            raise SettingsError("SENTRY_CONF: CONSOLE_RELOAD_PATHS must be a list of paths")
+        path = Path(item).expanduser()
+        paths.append(path if path.is_absolute() else base / path)
+    patterns = conf.get("CONSOLE_RELOAD_PATTERNS", ["*.py"])
+    if (
+        isinstance(patterns, str)
+        or not isinstance(patterns, (list, tuple))
+        or not patterns
+        or not all(isinstance(p, str) and p for p in patterns)
+    ):
+        raise SettingsError("SENTRY_CONF: CONSOLE_RELOAD_PATTERNS must be a non-empty list of str")
+    enabled = enabled or flag
+    if enabled:
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            raise SettingsError(f"SENTRY_CONF: CONSOLE_RELOAD_PATHS: {missing[0]} does not exist")
+    return {"reload": enabled, "reload_paths": tuple(paths), "reload_patterns": tuple(patterns)}
+
+
 def _keymap(raw: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, dict):
         raise SettingsError("SENTRY_CONF: CONSOLE_KEYMAP must be a dict of binding id to keys")
@@ -188,13 +232,16 @@ def resolve_settings(
     *,
     cli_broker: str | None = None,
     app: str | None = None,
+    reload: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve settings from flags, environment and SENTRY_CONF, in that order of precedence."""
     env = os.environ if env is None else env
     conf: dict[str, Any] = {}
+    base = Path.cwd()
     if env.get("SENTRY_CONF"):
         conf = load_conf_file(env["SENTRY_CONF"])
+        base = conf_path(env["SENTRY_CONF"]).resolve().parent
 
     broker: BrokerURL | None
     if cli_broker is not None:
@@ -221,6 +268,7 @@ def resolve_settings(
         "log_lines": _positive(conf, "CONSOLE_LOG_LINES", 10_000, int),
         "max_processes": _positive(conf, "CONSOLE_MAX_PROCESSES", 32, int),
         "offline_drop_after": _positive(conf, "CONSOLE_OFFLINE_DROP_AFTER", 300.0, float),
+        **_reload_settings(conf, base, reload),
     }
     if env.get("SENTRY_CONSOLE_REFRESH"):
         try:

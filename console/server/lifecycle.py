@@ -170,6 +170,8 @@ def start_background_server(
     command = [sys.executable, "-m", "console"]
     if app_path:
         command += ["--app", app_path]
+    if settings.reload:
+        command += ["--reload"]
     command += ["serve", "--background"]
     env = dict(os.environ)
     if broker_flag:

@@ -12,6 +12,7 @@ from console.runtime import DashboardData
 from console.supervision import ProcessState
 from console.ui import format as fmt
 
+_FAILING = (ProcessState.BACKOFF, ProcessState.FATAL)
 _USERINFO = re.compile(r"^(?P<scheme>[a-z+]+)://[^/@]*@")
 
 
@@ -57,6 +58,10 @@ def status_parts(data: DashboardData, source: str, attachment: str | None = None
     queued = sum(q.ready or 0 for q in data.queues)
     parts.append(Part(Text.assemble(("queued ", "dim"), str(queued)), 5))
     parts.append(Part(Text.assemble(("events ", "dim"), str(data.events_received)), 0))
+    if data.last_reload:
+        failing = [p.name for p in data.processes if p.state in _FAILING]
+        text = data.last_reload + (f", {failing[0]} failing" if failing else "")
+        parts.append(Part(Text(text, "bold red" if failing else "cyan"), 9 if failing else 7))
     if data.errors:  # survived failures; the console's log has the details
         parts.append(Part(Text(f"errors {sum(data.errors.values())}", "bold red"), 7))
     if attachment:

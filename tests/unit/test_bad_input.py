@@ -105,6 +105,13 @@ CASES = [
     ),
     Case("conf-refresh-negative", ("status",), "REFRESH", conf="CONSOLE_REFRESH_INTERVAL = -1\n"),
     Case("conf-max-zero", ("status",), "MAX_PROCESSES", conf="CONSOLE_MAX_PROCESSES = 0\n"),
+    Case("conf-reload-not-bool", ("status",), "CONSOLE_RELOAD", conf="CONSOLE_RELOAD = 1\n"),
+    Case(
+        "reload-path-missing",
+        ("--reload", "status"),
+        "CONSOLE_RELOAD_PATHS",
+        conf="CONSOLE_RELOAD_PATHS = ['nowhere']\n",
+    ),
     Case("env-refresh-text", ("status",), "REFRESH", env={"SENTRY_CONSOLE_REFRESH": "soon"}),
     Case("env-refresh-zero", ("status",), "REFRESH", env={"SENTRY_CONSOLE_REFRESH": "0"}),
     # the app and the queues

@@ -18,6 +18,7 @@ CORE = [
     "console.supervision",
     "console.cluster",
     "console.runtime",
+    "console.reload",
     "console.cli",
     "console.server.server",
     "console.server.lifecycle",
