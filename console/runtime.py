@@ -22,6 +22,7 @@ from console.appref import app_queue_names, transport_options
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
+from console.cron.role import with_cron_role
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
 from console.settings import Settings, WorkerGroup
@@ -137,7 +138,10 @@ class ConsoleRuntime:
     def poll(self) -> DashboardData:
         """Gather one refresh worth of data (blocking; never call on the UI thread)."""
         with self._poll_lock:
-            processes = tuple(self.supervisor.snapshot())
+            state_dir = self.settings.state_dir
+            processes = tuple(
+                with_cron_role(p, state_dir, CRON) for p in self.supervisor.snapshot()
+            )
             cluster = self.monitor.snapshot()
             was = self.health.last.state
             health = self.health.check()
@@ -312,7 +316,10 @@ def process_json(p: ProcessSnapshot) -> dict[str, Any]:
     data["state"] = str(p.state)
     return {
         k: data.get(k)
-        for k in ("name", "group", "state", "pid", "uptime", "restarts", "cpu_percent", "rss_bytes")
+        for k in (
+            *("name", "group", "state", "pid", "uptime", "restarts", "cpu_percent", "rss_bytes"),
+            "role",
+        )
     }
 
 

@@ -20,6 +20,11 @@ Settings read from ``SENTRY_CONF``:
     Upper bound for scaling one worker group (default 32).
 ``CONSOLE_OFFLINE_DROP_AFTER``
     Seconds an offline worker stays listed (marked offline) before it is dropped (default 300).
+``CONSOLE_CRON_COORDINATION``
+    Whether cron processes agree through the broker on one sender, so each tick is sent once
+    however many crons run (default ``True``; ``False`` gives Celery beat's own behaviour).
+``CONSOLE_CRON_TAKEOVER``
+    Seconds within which a standby cron takes over from a killed sender (default 5).
 """
 
 from __future__ import annotations
@@ -91,6 +96,10 @@ class Settings:
     """Upper bound when scaling a worker group."""
     offline_drop_after: float = 300.0
     """Seconds an offline worker stays listed before it is dropped."""
+    cron_coordination: bool = True
+    """Whether cron processes coordinate through the broker so each tick is sent once."""
+    cron_takeover: float = 5.0
+    """Seconds within which a standby cron replaces a killed sender."""
 
     @property
     def redacted_broker_url(self) -> str:
@@ -197,6 +206,9 @@ def resolve_settings(
     cron = conf.get("CONSOLE_CRON", True)
     if not isinstance(cron, bool):
         raise SettingsError("SENTRY_CONF: CONSOLE_CRON must be True or False")
+    coordination = conf.get("CONSOLE_CRON_COORDINATION", True)
+    if not isinstance(coordination, bool):
+        raise SettingsError("SENTRY_CONF: CONSOLE_CRON_COORDINATION must be True or False")
     kwargs: dict[str, Any] = {
         "broker": broker,
         "broker_source": source,
@@ -206,6 +218,8 @@ def resolve_settings(
         "log_lines": _positive(conf, "CONSOLE_LOG_LINES", 10_000, int),
         "max_processes": _positive(conf, "CONSOLE_MAX_PROCESSES", 32, int),
         "offline_drop_after": _positive(conf, "CONSOLE_OFFLINE_DROP_AFTER", 300.0, float),
+        "cron_coordination": coordination,
+        "cron_takeover": _positive(conf, "CONSOLE_CRON_TAKEOVER", 5.0, float),
     }
     if env.get("SENTRY_CONSOLE_REFRESH"):
         try:

@@ -182,6 +182,8 @@ class ProcessTable(SyncTable):
             state = Text(str(p.state), style=STATE_STYLE.get(p.state, ""))
             # A running program's description only repeats pid and uptime, ticking every second.
             info = "" if p.state == ProcessState.RUNNING else p.description
+            if p.state == ProcessState.RUNNING and p.role:
+                info = p.role
             if p.state == ProcessState.BACKOFF and p.backoff_remaining is not None:
                 info = f"retry in {p.backoff_remaining:.0f}s"
             cells = (
