@@ -83,6 +83,14 @@ class AMQPCoordinator:
     def refresh(self) -> Refresh:
         """Confirm the lock (a round trip that fails on a dead connection) or try to take it."""
         try:
+            return self._refresh()
+        except BrokerUnavailable:
+            # A connection the broker dropped (heartbeats missed while frozen) fails once; a
+            # fresh one tells at once whether the broker is back and who holds the lock.
+            return self._refresh()
+
+    def _refresh(self) -> Refresh:
+        try:
             channel = self._connect()
             if self._leader:
                 channel.queue_declare(self._lock, passive=True)

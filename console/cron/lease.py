@@ -42,7 +42,7 @@ class LeaseTiming:
     @property
     def heartbeat(self) -> int:
         """AMQP heartbeat in whole seconds: the broker drops a silent (frozen) leader after it."""
-        return max(1, round(self.takeover * 0.6))
+        return max(1, round(self.takeover * 0.4))
 
     @property
     def io_timeout(self) -> float:

@@ -77,6 +77,10 @@ class CoordinatedScheduler(Scheduler):
             self._set_role(roles.NO_BROKER, str(exc))
             return False
         if state.leader:
+            if self.role != roles.LEADER:
+                # The publishing connection may have died while this process did not lead
+                # (an outage, a freeze): the first send, often the catch-up, must not fail on it.
+                self._drop_producer()
             self._set_role(roles.LEADER, f"term {state.term}" if state.term else "")
         else:
             self._set_role(roles.STANDBY, f"leader is {state.holder}" if state.holder else "")
