@@ -17,6 +17,7 @@ CORE = [
     "console.broker.health",
     "console.supervision",
     "console.cluster",
+    "console.cron.scheduler",
     "console.runtime",
     "console.cli",
 ]
