@@ -182,7 +182,7 @@ class ConsoleRuntime:
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
         path = self.settings.state_dir / STATUS_FILE
-        key = tuple((p.name, p.state, p.pid, p.restarts) for p in data.processes)
+        key = tuple((p.name, p.state, p.pid, p.restarts, p.role) for p in data.processes)
         if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
             return
         self._status_key, self._status_at = key, data.taken_at
