@@ -1,10 +1,14 @@
-"""RabbitMQ lease: an exclusive queue held by the leader's connection, and slot record queues.
+"""RabbitMQ lease: a token in a single-active-consumer queue, and slot record queues.
 
-RabbitMQ deletes an exclusive queue the moment its connection closes: at once when the process
-dies (the kernel closes the socket), after the heartbeat timeout when it is frozen or cut off.
-The slot records are one-message queues (``x-max-length`` 1) that only the lock's own
+Every cron consumes the lock queue (``x-single-active-consumer``); RabbitMQ delivers to one
+consumer at a time, and a token message held unacked by it marks the leader. When the leader's
+connection closes (at once when the process dies, after the heartbeat timeout when it is
+frozen or cut off) the broker requeues the token and hands it to the next consumer. Standbys
+only wait: no polling, no failed declares filling the broker's log.
+
+The slot records are one-message queues (``x-max-length`` 1) that only the token holder's own
 connection writes, with publisher confirms: a confirmed record proves the broker still counted
-that connection alive, hence the lock still ours, when it stored the slot. py-amqp never
+that connection alive, hence the token still ours, when it stored the slot. py-amqp never
 reconnects by itself, so a connection the broker dropped stays dead: a frozen leader that wakes
 gets an error on its first round trip instead of sending.
 """
@@ -27,6 +31,7 @@ _ERRORS = (
     amqp.exceptions.RecoverableConnectionError,
     amqp.exceptions.MessageNacked,
 )
+LOCK_ARGS = {"x-single-active-consumer": True, "x-max-length": 1}
 
 
 class AMQPCoordinator:
@@ -38,7 +43,7 @@ class AMQPCoordinator:
         self._prefix = f"sentry-console.cron.{name}"
         self._conn: amqp.Connection | None = None
         self._channel: Any = None
-        self._leader = False
+        self._token: int | None = None
         self._records: dict[str, float | None] = {}
 
     @property
@@ -68,44 +73,58 @@ class AMQPCoordinator:
             )
             self._conn = conn
             conn.connect()
-        if self._channel is None or not self._channel.is_open:
-            self._channel = self._conn.channel()
+            channel = conn.channel()
+            self._channel = channel
+            channel.queue_declare(self._lock, durable=True, auto_delete=False, arguments=LOCK_ARGS)
+            # Every newcomer adds a token, so one exists even on a fresh broker; the leader
+            # keeps one and acks the others away, and the length limit bounds idle ones.
+            token = amqp.Message(b"token", delivery_mode=2)
+            channel.basic_publish(token, exchange="", routing_key=self._lock)
+            channel.basic_consume(self._lock, callback=self._on_token)
+            # A token for a lone consumer arrives within a round trip: wait that long once, so
+            # a cron that can lead says so on its first check.
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=self._timing.io_timeout / 4)
         return self._channel
+
+    def _on_token(self, message: Any) -> None:
+        if self._token is None:
+            self._token = message.delivery_tag
+            self._records.clear()
+        else:
+            message.channel.basic_ack(message.delivery_tag)
 
     def _drop(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
-        self._leader = False
+        self._token = None
         self._records.clear()
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.collect()
 
     def refresh(self) -> Refresh:
-        """Confirm the lock (a round trip that fails on a dead connection) or try to take it."""
+        """Read what the broker sent (a token, heartbeats) and send heartbeats; never blocks."""
         try:
             return self._refresh()
         except BrokerUnavailable:
             # A connection the broker dropped (heartbeats missed while frozen) fails once; a
-            # fresh one tells at once whether the broker is back and who holds the lock.
+            # fresh one tells at once whether the broker is back.
             return self._refresh()
 
     def _refresh(self) -> Refresh:
         try:
-            channel = self._connect()
-            if self._leader:
-                channel.queue_declare(self._lock, passive=True)
-                return Refresh(True)
-            try:
-                channel.queue_declare(self._lock, exclusive=True, auto_delete=False)
-            except amqp.exceptions.ResourceLocked:
-                self._channel = None  # the broker closed the channel with the error
-                return Refresh(False)
-            self._leader = True
-            self._records.clear()
-            return Refresh(True)
+            self._connect()
+            assert self._conn is not None
+            for _ in range(100):
+                try:
+                    self._conn.drain_events(timeout=0.01)
+                except TimeoutError:
+                    break
+            self._conn.heartbeat_tick(rate=4)
         except _ERRORS as exc:
             self._drop()
             raise BrokerUnavailable(type(exc).__name__) from None
+        return Refresh(self._token is not None)
 
     def last_slot(self, entry: str) -> float | None:
         """The slot recorded for ``entry``, read once per leadership."""
@@ -130,7 +149,7 @@ class AMQPCoordinator:
 
     def claim(self, entry: str, slot: float) -> bool:
         """Publish the new record with a confirm on the lock's connection; True once confirmed."""
-        if not self._leader:
+        if self._token is None:
             return False
         last = self.last_slot(entry)
         if last is not None and last >= slot:
@@ -150,8 +169,5 @@ class AMQPCoordinator:
         return True
 
     def release(self) -> None:
-        """Close the connection: the broker deletes the lock queue with it."""
-        if self._conn is not None and self._leader:
-            with contextlib.suppress(Exception):
-                self._channel.queue_delete(self._lock)
+        """Close the connection: the broker gives the token to the next consumer at once."""
         self._drop()
