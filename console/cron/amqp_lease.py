@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import Any
 
 import amqp
@@ -167,6 +168,20 @@ class AMQPCoordinator:
             raise BrokerUnavailable(type(exc).__name__) from None
         self._records[entry] = slot
         return True
+
+    def wait(self, seconds: float) -> None:
+        """Block reading the connection until the token comes, at most ``seconds``."""
+        if self._conn is None or self._token is not None:
+            time.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        try:
+            while self._token is None and (left := deadline - time.monotonic()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    self._conn.drain_events(timeout=min(left, self._timing.heartbeat / 2))
+                self._conn.heartbeat_tick(rate=4)
+        except _ERRORS:
+            self._drop()
 
     def release(self) -> None:
         """Close the connection: the broker gives the token to the next consumer at once."""

@@ -76,6 +76,10 @@ class Coordinator(Protocol):
         """Record ``slot`` for ``entry`` if still leader and later than the record."""
         ...
 
+    def wait(self, seconds: float) -> None:
+        """Standby: wait up to ``seconds``, returning early when the lease is handed over."""
+        ...
+
     def release(self) -> None:
         """Give the lease up at once (warm stop) and close the connection."""
         ...

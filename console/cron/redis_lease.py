@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import redis
@@ -30,6 +31,11 @@ return 0
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+# A short-lived note for a standby blocked in BLPOP; it expires if nobody was waiting.
+HANDOVER = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 # The fence: the lease is checked and the slot recorded in one atomic step on the server.
 CLAIM = """
@@ -111,10 +117,21 @@ class RedisCoordinator:
             self._value = None
         return bool(status == 1)
 
+    def wait(self, seconds: float) -> None:
+        """Block on the hand-over list, so a warm stop's release wakes one standby at once."""
+        timeout = max(0.1, min(seconds, self._timing.io_timeout / 2))
+        try:
+            self._redis().blpop([f"{self._prefix}:handover"], timeout=timeout)
+        except redis.RedisError:
+            self._drop()
+            time.sleep(seconds)
+
     def release(self) -> None:
-        """Delete the lease if it is still ours."""
+        """Delete the lease if it is still ours, and wake a standby."""
         if self._value is not None:
             with contextlib.suppress(BrokerUnavailable):
-                self._call(RELEASE, [f"{self._prefix}:leader"], [self._value])
+                released = self._call(RELEASE, [f"{self._prefix}:leader"], [self._value])
+                if released:
+                    self._call(HANDOVER, [f"{self._prefix}:handover"], [self._owner, 1000])
             self._value = None
         self._drop()

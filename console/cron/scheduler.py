@@ -91,6 +91,10 @@ class CoordinatedScheduler(Scheduler):
         if self.coordinator is None:
             return self.timing.poll
         if not self._refresh():
+            # Wait on the broker rather than in beat's sleep: a warm stop elsewhere wakes us.
+            if self.role == roles.STANDBY:
+                self.coordinator.wait(self.timing.poll)
+                return 0.01
             return self.timing.poll
         wait = self.timing.poll
         for entry in list(self.schedule.values()):

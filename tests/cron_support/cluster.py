@@ -72,11 +72,17 @@ class CronCluster:
     queue: str
     root: Path
     crons: list[Cron] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for every cron (e.g. SENTRY_CONF)."""
 
     def declare(self, url: str | None = None) -> None:
         """Create the tick queue (AMQP drops messages for a missing queue)."""
         with Connection(url or self.broker_url) as conn:
             self._queue()(conn.default_channel).declare()
+
+    def queue_object(self) -> Queue:
+        """The tick queue as kombu declares it."""
+        return self._queue()
 
     def _queue(self) -> Queue:
         return Queue(self.queue, Exchange(self.queue, type="direct"), routing_key=self.queue)
@@ -101,6 +107,7 @@ class CronCluster:
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("SENTRY_CONF", None)
+        env.update(self.env)
         command = [*console_command(), "--app", APP, "run", "cron", "-l", "INFO"]
         with cron.log.open("ab") as out:
             cron.proc = subprocess.Popen(

@@ -50,7 +50,10 @@ def test_one_leader_and_slots_recorded_once(pair: tuple[Coordinator, Coordinator
     assert not first.claim("tick", 100.0)
     assert not first.claim("tick", 99.0)
     assert not second.claim("tick", 101.0)
-    first.release()  # a warm stop hands over at once
+    first.release()  # a warm stop hands over at once: the waiting standby wakes
+    started = time.monotonic()
+    second.wait(5.0)
+    assert time.monotonic() - started < 1.0
     assert becomes_leader(second, timeout=2.0)
     assert second.last_slot("tick") == 100.0
     assert second.claim("tick", 101.0)
