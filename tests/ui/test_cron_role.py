@@ -1,4 +1,4 @@
-"""The processes table shows a running cron's coordination role in its info column."""
+"""The processes table shows a running cron's coordination role next to its name."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ def snapshot(name: str, group: str, role: str | None, pid: int) -> ProcessSnapsh
     )
 
 
-async def test_cron_role_in_the_info_column() -> None:
+async def test_cron_role_next_to_its_name() -> None:
     app = ProcessesApp()
     async with app.run_test(size=(100, 12)) as pilot:
         table = app.query_one(ProcessTable)
         table.show([snapshot("cron", "cron", "standby", 10), snapshot("worker-1", "w", None, 11)])
         await pilot.pause()
-        assert table.get_cell("cron", "info") == "standby"
-        assert table.get_cell("worker-1", "info") == ""
+        assert table.get_cell("cron", "program") == "cron (standby)"
+        assert table.get_cell("worker-1", "program") == "worker-1"
         table.show([snapshot("cron", "cron", "leader", 10), snapshot("worker-1", "w", None, 11)])
         await pilot.pause()
-        assert table.get_cell("cron", "info") == "leader"
+        assert table.get_cell("cron", "program") == "cron (leader)"
