@@ -42,10 +42,24 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def worker_program(settings: Settings, group: WorkerGroup, n: int) -> ProgramConfig:
-    """Process number ``n`` (1-based) of a worker group."""
+def alternate_node_name(node: str) -> str:
+    """The second node name of a worker slot, used by every other replacement (``a-1-b@%h``).
+
+    A replacement starts while the process it replaces still runs, and Celery node names must
+    stay unique: the slot swaps between two names, so no more than two ever exist per slot.
+    """
+    name, at, host = node.partition("@")
+    return f"{name}-b{at}{host}"
+
+
+def worker_program(
+    settings: Settings, group: WorkerGroup, n: int, *, alternate: bool = False
+) -> ProgramConfig:
+    """Process number ``n`` (1-based) of a worker group (on its alternate node name if asked)."""
+    node = group.node_name(n)
+    node = alternate_node_name(node) if alternate else node
     command = [*console_command(), "--app", settings.app, "run", "worker"]
-    command += ["-n", group.node_name(n), "-c", str(group.concurrency), "-l", group.loglevel]
+    command += ["-n", node, "-c", str(group.concurrency), "-l", group.loglevel]
     if group.queues:
         command += ["-Q", ",".join(group.queues)]
     if group.exclude_queues:

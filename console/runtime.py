@@ -23,10 +23,11 @@ from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.cron.role import with_cron_role
-from console.programs import CRON, cron_program, worker_program
+from console.handover import WorkerHandover
+from console.programs import CRON, alternate_node_name, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
 from console.settings import Settings, WorkerGroup
-from console.supervision import ProcessSnapshot, ProcessState, Supervisor
+from console.supervision import ProcessSnapshot, ProcessState, RollingRestartError, Supervisor
 
 STATUS_FILE = "console-status.json"
 STATUS_EVERY = 5.0
@@ -60,12 +61,13 @@ def celery_node_name(value: str) -> str:
 def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
     """Celery node names of the worker programs this console supervises right now."""
     groups = {g.name: g for g in settings.worker_groups}
-    names = set()
+    names: set[str] = set()
     for process in processes:
         group = groups.get(process.group or "")
         number = process.name.rpartition("-")[2]
         if group is not None and number.isdigit():
-            names.add(celery_node_name(group.node_name(int(number))))
+            node = group.node_name(int(number))
+            names.update(celery_node_name(n) for n in (node, alternate_node_name(node)))
     return names
 
 
@@ -106,6 +108,7 @@ class ConsoleRuntime:
         self._poll_lock = threading.Lock()
         self._status_key: tuple[object, ...] = ()
         self._status_at = 0.0
+        self.handover = WorkerHandover(settings, self.supervisor, self.control)
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -198,7 +201,12 @@ class ConsoleRuntime:
 
     # actions (blocking; run them off the UI thread) ----------------------------------------
     def restart(self, name: str) -> str:
-        """Restart one program."""
+        """Restart one program; a running worker is replaced start-first, with no gap."""
+        try:
+            if self.handover.restart(name):
+                return f"{name} replaced: the new process answered before the old one stopped"
+        except RollingRestartError as exc:
+            return f"refused: {exc}"
         self.supervisor.restart(name)
         return f"restarting {name}"
 
@@ -246,21 +254,13 @@ class ConsoleRuntime:
         return f"{group.name}: scaling to {count}"
 
     def rolling_restart(self, group_name: str | None = None) -> str:
-        """Restart a group's workers one at a time, each replacement answering a ping first."""
+        """Replace a group's workers one at a time, each replacement answering a ping before
+        the process it replaces stops (members not running are simply restarted)."""
         group = self.group(group_name)
-        host = socket.gethostname()
-
-        def ready(snap: ProcessSnapshot) -> bool:
-            from console.cluster import RemoteControlError
-
-            n = int(snap.name.rsplit("-", 1)[1])
-            node = group.node_name(n).replace("%h", host)
-            try:
-                return self.control.ping([node]).get(node, False)
-            except RemoteControlError:  # a broker hiccup: ask again at the next poll
-                return False
-
-        self.supervisor.rolling_restart(group.name, ready)
+        states = {s.name: s.state for s in self.supervisor.snapshot()}
+        for name in self.supervisor.group_members(group.name):
+            if states.get(name) is not ProcessState.STOPPED and not self.handover.restart(name):
+                self.supervisor.restart(name)
         return f"{group.name}: rolling restart done"
 
     # operator actions on tasks, queues and pools (blocking; run them off the UI thread) ----
