@@ -18,6 +18,7 @@ CORE = [
     "console.supervision",
     "console.cluster",
     "console.cron.scheduler",
+    "console.handover",
     "console.runtime",
     "console.cli",
 ]
