@@ -190,7 +190,12 @@ def run_cron(obj: Context, loglevel: str) -> None:
         app = obj.app(settings)
         settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         schedule = settings.state_dir / "celerybeat-schedule"
-        app.start(["beat", "-l", loglevel, "-s", str(schedule)])
+        argv = ["beat", "-l", loglevel, "-s", str(schedule)]
+        if settings.cron_coordination:
+            from console.cron.scheduler import coordinate
+
+            argv += coordinate(app, settings)
+        app.start(argv)
 
 
 @main.command("send-events")

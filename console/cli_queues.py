@@ -171,7 +171,10 @@ def _print_status(report: dict[str, Any]) -> None:
     c = report["console"]
     click.echo(f"console   {'running, pid ' + str(c['pid']) if c['running'] else 'not running'}")
     for p in c["processes"]:
-        click.echo(f"  {p['name']:<16} {p['state']:<9} pid {p['pid']}  restarts {p['restarts']}")
+        role = f"  {p['role']}" if p.get("role") else ""
+        click.echo(
+            f"  {p['name']:<16} {p['state']:<9} pid {p['pid']}  restarts {p['restarts']}{role}"
+        )
     for q in report["queues"]:
         click.echo(f"queue     {q['name']:<28} {q['ready'] if q['exists'] else 'missing'}")
     for w in report["workers"]:

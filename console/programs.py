@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+from celery.utils.nodenames import default_nodename, host_format
+
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProgramConfig
 
@@ -42,10 +44,31 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def worker_program(settings: Settings, group: WorkerGroup, n: int) -> ProgramConfig:
-    """Process number ``n`` (1-based) of a worker group."""
+def celery_node_name(value: str) -> str:
+    """A worker's ``-n`` value expanded as ``celery worker`` does it (``%h``, ``%n``, ``%d``)."""
+    # The worker command expands the value, then WorkController applies default_nodename once
+    # more: "%n-1@%d" on a host without a domain becomes "vm-1@" and then "vm-1@vm".
+    return default_nodename(host_format(default_nodename(value)))
+
+
+def alternate_node_name(node: str) -> str:
+    """The second node name of a worker slot, used by every other replacement (``a-1-b@%h``).
+
+    A replacement starts while the process it replaces still runs, and Celery node names must
+    stay unique: the slot swaps between two names, so no more than two ever exist per slot.
+    """
+    name, at, host = node.partition("@")
+    return f"{name}-b{at}{host}"
+
+
+def worker_program(
+    settings: Settings, group: WorkerGroup, n: int, *, alternate: bool = False
+) -> ProgramConfig:
+    """Process number ``n`` (1-based) of a worker group (on its alternate node name if asked)."""
+    node = group.node_name(n)
+    node = alternate_node_name(node) if alternate else node
     command = [*console_command(), "--app", settings.app, "run", "worker"]
-    command += ["-n", group.node_name(n), "-c", str(group.concurrency), "-l", group.loglevel]
+    command += ["-n", node, "-c", str(group.concurrency), "-l", group.loglevel]
     if group.queues:
         command += ["-Q", ",".join(group.queues)]
     if group.exclude_queues:

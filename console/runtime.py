@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.utils.nodenames import default_nodename, host_format, nodesplit
+from celery.utils.nodenames import nodesplit
 
 from console.actions import ActionResult
 from console.appref import app_queue_names, transport_options
@@ -24,13 +24,21 @@ from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.consolelog import audited, log_path, setup_console_log
-from console.programs import CRON, cron_program, worker_program
+from console.cron.role import with_cron_role
+from console.handover import WorkerHandover
+from console.programs import (
+    CRON,
+    alternate_node_name,
+    celery_node_name,
+    cron_program,
+    worker_program,
+)
 from console.queuestats import QueueRow, QueueTracker
 from console.reload import CodeReloader, describe_change, restart_programs
 from console.reload import log as reload_log
 from console.serialised import holding
 from console.settings import Settings, WorkerGroup
-from console.supervision import ProcessSnapshot, ProcessState, Supervisor
+from console.supervision import ProcessSnapshot, ProcessState, RollingRestartError, Supervisor
 
 STATUS_FILE = "console-status.json"
 STATUS_EVERY = 5.0
@@ -59,13 +67,6 @@ class DashboardData:
     """Failures the cluster monitor survived, by kind."""
 
 
-def celery_node_name(value: str) -> str:
-    """A worker's ``-n`` value expanded as ``celery worker`` does it (``%h``, ``%n``, ``%d``)."""
-    # The worker command expands the value, then WorkController applies default_nodename once
-    # more: "%n-1@%d" on a host without a domain becomes "vm-1@" and then "vm-1@vm".
-    return default_nodename(host_format(default_nodename(value)))
-
-
 def worker_node_name(group: WorkerGroup, n: int) -> str:
     """The node name worker number ``n`` of ``group`` answers to; every caller uses this one."""
     return celery_node_name(group.node_name(n))
@@ -74,12 +75,13 @@ def worker_node_name(group: WorkerGroup, n: int) -> str:
 def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
     """Celery node names of the worker programs this console supervises right now."""
     groups = {g.name: g for g in settings.worker_groups}
-    names = set()
+    names: set[str] = set()
     for process in processes:
         group = groups.get(process.group or "")
         number = process.name.rpartition("-")[2]
         if group is not None and number.isdigit():
-            names.add(worker_node_name(group, int(number)))
+            node = group.node_name(int(number))
+            names.update(celery_node_name(n) for n in (node, alternate_node_name(node)))
     return names
 
 
@@ -125,6 +127,7 @@ class ConsoleRuntime:
         self._reloader: CodeReloader | None = None
         self.last_reload: str | None = None
         """What the last reload did, e.g. ``reloaded: tasks.py changed`` (None before one)."""
+        self.handover = WorkerHandover(settings, self.supervisor, self.control)
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -166,7 +169,10 @@ class ConsoleRuntime:
     def poll(self) -> DashboardData:
         """Gather one refresh worth of data (blocking; never call on the UI thread)."""
         with self._poll_lock:
-            processes = tuple(self.supervisor.snapshot())
+            state_dir = self.settings.state_dir
+            processes = tuple(
+                with_cron_role(p, state_dir, CRON) for p in self.supervisor.snapshot()
+            )
             cluster = self.monitor.snapshot()
             was = self.health.last.state
             health = self.health.check()
@@ -209,7 +215,10 @@ class ConsoleRuntime:
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
         path = self.settings.state_dir / STATUS_FILE
-        key = (*((p.name, p.state, p.pid, p.restarts) for p in data.processes), str(data.errors))
+        key = (
+            *((p.name, p.state, p.pid, p.restarts, p.role) for p in data.processes),
+            str(data.errors),
+        )
         if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
             return
         self._status_key, self._status_at = key, data.taken_at
@@ -227,7 +236,14 @@ class ConsoleRuntime:
     # actions (blocking; run them off the UI thread) ----------------------------------------
     @audited("restart {name}")
     def restart(self, name: str) -> ActionResult:
-        """Restart one program."""
+        """Restart one program; a running worker is replaced start-first, with no gap."""
+        try:
+            if self.handover.restart(name):
+                return ActionResult.done(
+                    f"{name} replaced: the new process answered before the old one stopped"
+                )
+        except RollingRestartError as exc:
+            return ActionResult.failed(str(exc))
         self.supervisor.restart(name)
         return ActionResult.done(f"restarting {name}")
 
@@ -286,19 +302,16 @@ class ConsoleRuntime:
 
     @audited("rolling restart")
     def rolling_restart(self, group_name: str | None = None) -> ActionResult:
-        """Restart a group's workers one at a time, each replacement answering a ping first."""
+        """Replace a group's workers one at a time, each replacement answering a ping before
+        the process it replaces stops (members not running are simply restarted)."""
         group = self.group(group_name)
-
-        def ready(snap: ProcessSnapshot) -> bool:
-            from console.cluster import RemoteControlError
-
-            node = worker_node_name(group, int(snap.name.rsplit("-", 1)[1]))
-            try:
-                return self.control.ping([node]).get(node, False)
-            except RemoteControlError:  # a broker hiccup: ask again at the next poll
-                return False
-
-        self.supervisor.rolling_restart(group.name, ready)
+        states = {s.name: s.state for s in self.supervisor.snapshot()}
+        try:
+            for name in self.supervisor.group_members(group.name):
+                if states.get(name) is not ProcessState.STOPPED and not self.handover.restart(name):
+                    self.supervisor.restart(name)
+        except RollingRestartError as exc:
+            return ActionResult.failed(f"{group.name}: rolling restart stopped: {exc}")
         return ActionResult.done(f"{group.name}: rolling restart done")
 
     # operator actions on tasks, queues and pools (blocking; run them off the UI thread) ----
@@ -371,7 +384,10 @@ def process_json(p: ProcessSnapshot) -> dict[str, Any]:
     data["state"] = str(p.state)
     return {
         k: data.get(k)
-        for k in ("name", "group", "state", "pid", "uptime", "restarts", "cpu_percent", "rss_bytes")
+        for k in (
+            *("name", "group", "state", "pid", "uptime", "restarts", "cpu_percent", "rss_bytes"),
+            "role",
+        )
     }
 
 

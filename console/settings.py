@@ -30,6 +30,11 @@ Settings read from ``SENTRY_CONF``:
     File name patterns that count as source (default ``["*.py"]``).
 ``CONSOLE_KEYMAP``
     Keys by binding id, replacing the defaults, e.g. ``{"restart": "ctrl+r", "rolling": "R,f5"}``.
+``CONSOLE_CRON_COORDINATION``
+    Whether cron processes agree through the broker on one sender, so each tick is sent once
+    however many crons run (default ``True``; ``False`` gives Celery beat's own behaviour).
+``CONSOLE_CRON_TAKEOVER``
+    Seconds within which a standby cron takes over from a killed sender (default 5).
 """
 
 from __future__ import annotations
@@ -109,6 +114,10 @@ class Settings:
     """File name patterns (fnmatch) of the files whose change triggers a reload."""
     keymap: tuple[tuple[str, str], ...] = ()
     """(binding id, keys) pairs replacing default keys; the UI checks ids and clashes."""
+    cron_coordination: bool = True
+    """Whether cron processes coordinate through the broker so each tick is sent once."""
+    cron_takeover: float = 5.0
+    """Seconds within which a standby cron replaces a killed sender."""
 
     @property
     def redacted_broker_url(self) -> str:
@@ -259,6 +268,9 @@ def resolve_settings(
     cron = conf.get("CONSOLE_CRON", True)
     if not isinstance(cron, bool):
         raise SettingsError("SENTRY_CONF: CONSOLE_CRON must be True or False")
+    coordination = conf.get("CONSOLE_CRON_COORDINATION", True)
+    if not isinstance(coordination, bool):
+        raise SettingsError("SENTRY_CONF: CONSOLE_CRON_COORDINATION must be True or False")
     kwargs: dict[str, Any] = {
         "broker": broker,
         "broker_source": source,
@@ -269,6 +281,8 @@ def resolve_settings(
         "max_processes": _positive(conf, "CONSOLE_MAX_PROCESSES", 32, int),
         "offline_drop_after": _positive(conf, "CONSOLE_OFFLINE_DROP_AFTER", 300.0, float),
         **_reload_settings(conf, base, reload),
+        "cron_coordination": coordination,
+        "cron_takeover": _positive(conf, "CONSOLE_CRON_TAKEOVER", 5.0, float),
     }
     if env.get("SENTRY_CONSOLE_REFRESH"):
         try:

@@ -82,6 +82,8 @@ class ProcessSnapshot:
     cpu_percent: float | None
     rss_bytes: int | None
     description: str
+    role: str | None = None
+    """A cron's coordination role (leader, standby, no broker), when it reports one."""
 
 
 def format_uptime(seconds: float) -> str:

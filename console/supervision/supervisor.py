@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -192,6 +193,11 @@ class Supervisor:
             now = self._clock()
             return [runner.snapshot(now) for runner in self._programs.values()]
 
+    def config(self, name: str) -> ProgramConfig:
+        """The configuration program ``name`` runs with."""
+        with self._lock:
+            return self._runner(name).config
+
     def output(self, name: str, last: int | None = None) -> list[str]:
         """The program's buffered output lines (stdout and stderr merged), or the last ``last``.
 
@@ -282,6 +288,50 @@ class Supervisor:
                 spawns_before = runner.spawns
                 self.restart(name)
             self._await_replacement(name, spawns_before, ready, timeout)
+
+    def replace_running(
+        self,
+        name: str,
+        config: ProgramConfig,
+        ready: Callable[[ProcessSnapshot], bool],
+        *,
+        timeout: float = 120.0,
+    ) -> None:
+        """Start ``config`` beside the running program ``name``, then warm-stop the old process.
+
+        Blocking (call it off the UI thread). The replacement runs as ``<name>~new`` until it
+        is RUNNING and ``ready`` says yes; then it takes the name (and the restart count) and
+        the old process, listed as ``<name>~old``, gets its warm stop and is forgotten once it
+        exits. The old process works until its replacement is ready, so a group of one never
+        lacks a consumer. On failure the replacement is removed and the old process keeps on.
+        """
+        temp = f"{name}~new"
+        with self._lock:
+            old = self._runner(name)
+            if old.state is not ProcessState.RUNNING or old.removing or self._closing:
+                raise RollingRestartError(f"{name} is not running")
+            config = dataclasses.replace(config, name=temp, group=old.config.group)
+            self.add_program(config, number=old.number)
+        try:
+            self._await_replacement(temp, 0, ready, timeout)
+        except RollingRestartError:
+            with contextlib.suppress(KeyError):
+                self.remove_program(temp)
+            raise
+        with self._lock:
+            new = self._programs.get(temp)
+            if new is None or old.removing or self._programs.get(name) is not old:
+                raise RollingRestartError(f"{name} changed during its replacement")
+            new.config = dataclasses.replace(new.config, name=name)
+            new.spawns += old.spawns
+            old.config = dataclasses.replace(old.config, name=f"{name}~old")
+            swapped = {old: new, new: old}
+            runners = [swapped.get(r, r) for r in self._programs.values()]
+            self._programs = {r.name: r for r in runners}
+            old.removing = True
+            old.stop(self._clock())
+            self._changed.notify_all()
+        self._wake.set()
 
     def _await_replacement(
         self,

@@ -182,10 +182,12 @@ class ProcessTable(SyncTable):
             state = Text(str(p.state), style=STATE_STYLE.get(p.state, ""))
             # A running program's description only repeats pid and uptime, ticking every second.
             info = "" if p.state == ProcessState.RUNNING else p.description
+            # A cron's role sits by its name: the info column is off screen on narrow terminals.
+            name = f"{p.name} ({p.role})" if p.role and p.state == ProcessState.RUNNING else p.name
             if p.state == ProcessState.BACKOFF and p.backoff_remaining is not None:
                 info = f"retry in {p.backoff_remaining:.0f}s"
             cells = (
-                p.name,
+                name,
                 state,
                 str(p.pid or "-"),
                 fmt.duration(p.uptime),

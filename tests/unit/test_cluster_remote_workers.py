@@ -54,6 +54,11 @@ def test_local_names_follow_the_supervised_programs_after_scaling() -> None:
         f"worker-3@{HOST}",
         f"io2.{short}@{HOST}",
         "celery@bare-1",
+        # each slot's second name, which every other start-first replacement runs under
+        f"worker-1-b@{HOST}",
+        f"worker-3-b@{HOST}",
+        f"io2.{short}-b@{HOST}",
+        "celery@bare-1-b",
     }
 
 

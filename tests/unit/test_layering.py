@@ -17,6 +17,8 @@ CORE = [
     "console.broker.health",
     "console.supervision",
     "console.cluster",
+    "console.cron.scheduler",
+    "console.handover",
     "console.runtime",
     "console.reload",
     "console.cli",

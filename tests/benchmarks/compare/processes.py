@@ -131,8 +131,11 @@ def restart(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
             old = next(p.pid for p in runtime.supervisor.snapshot() if p.name == "worker-1")
             assert old is not None
             began = time.monotonic()
-            runtime.restart("worker-1")
-            out.add("restart console", _time_to_ping(db.url, ours, old, began))
+            runtime.restart("worker-1")  # returns once the replacement answers a ping
+            # The replacement runs beside the old worker under the slot's other node name.
+            ours = f"rw-1-b@{host}" if run % 2 == 0 else f"rw-1@{host}"
+            wait_until(lambda n=ours: ping(db.url, n, 0.25), 60, f"{ours} answering", step=0)
+            out.add("restart console", time.monotonic() - began)
             out.add("restart supervisord", _supervisorctl_restart(ctl, db.url, "w", theirs["w"]))
             out.add(
                 "restart supervisord group", _supervisorctl_restart(ctl, db.url, "g", theirs["g"])

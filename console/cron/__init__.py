@@ -1,0 +1,1 @@
+"""Cron (beat) coordination: every cron process agrees through the broker on one sender."""

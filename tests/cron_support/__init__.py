@@ -1,0 +1,1 @@
+"""Helpers for the cron coordination tests: a one-second-schedule app, a TCP cut-off forwarder."""
