@@ -11,6 +11,7 @@ import queue
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from console.server.protocol import (
     from_json,
     socket_path,
 )
+from console.server.server import MAX_WATCHES
 from console.settings import Settings
 
 REQUEST_TIMEOUT = 10.0
@@ -59,6 +61,7 @@ class ServerClient:
         self.path = socket_path(state_dir)
         self.on_data: Callable[[dict[str, Any]], None] | None = None
         self.on_line: Callable[[dict[str, Any]], None] | None = None
+        self.on_output: Callable[[dict[str, Any]], None] | None = None
         self.hello_info: dict[str, Any] = {}
         self.closed_reason: str | None = None
         self._ids = itertools.count(1)
@@ -147,6 +150,8 @@ class ServerClient:
                 box.put(message)
         elif kind == "data" and self.on_data is not None:
             self.on_data(message["data"])
+        elif kind == "output" and self.on_output is not None:
+            self.on_output(message)
         elif kind in ("line", "end") and self.on_line is not None:
             self.on_line(message)
         elif kind in ("error", "bye"):  # refused before any request, or the server stopped
@@ -203,7 +208,8 @@ class RemoteSource:
         self._fresh = threading.Condition()
         self._seq = 0
         self._seen = 0
-        self._output: dict[str, tuple[int | None, Any, list[str]]] = {}
+        self._watched: OrderedDict[tuple[str, int | None], list[str]] = OrderedDict()
+        client.on_output = self._take_output
         client.on_data = self._take
         client.request("subscribe")
 
@@ -234,21 +240,32 @@ class RemoteSource:
     def output(self, name: str, last: int | None = None) -> list[str]:
         """The tail of a program's output (empty when the program is gone).
 
-        The last answer per program is kept with the server's mark, so while nothing new was
-        written the server answers ``unchanged`` instead of sending the lines again.
+        The first call for a (program, tail length) asks the server to watch it; from then on
+        the server pushes the tail whenever the program writes, and this answers from that copy.
         """
-        known = self._output.get(name)
-        mark = known[1] if known is not None and known[0] == last else None
+        key = (name, last)
+        with self._fresh:
+            known = self._watched.get(key)
+        if known is not None:
+            return list(known)
         try:
-            reply = self.client.request("output", timeout=3.0, name=name, last=last, mark=mark)
+            reply = self.client.request("watch", timeout=3.0, name=name, last=last)
         except (ServerRefused, TimeoutError):
-            self._output.pop(name, None)
             return []
-        if reply.get("unchanged") and known is not None:
-            return list(known[2])
         lines = list(reply.get("lines", []))
-        self._output[name] = (last, reply.get("mark"), lines)
+        with self._fresh:
+            self._watched[key] = lines
+            while len(self._watched) > MAX_WATCHES:  # the server drops the same, oldest first
+                self._watched.popitem(last=False)
         return list(lines)
+
+    def _take_output(self, message: dict[str, Any]) -> None:
+        key = (str(message.get("name")), message.get("last"))
+        with self._fresh:
+            if message.get("gone"):
+                self._watched.pop(key, None)
+            elif key in self._watched:
+                self._watched[key] = list(message.get("lines", []))
 
     def task(self, uuid: str) -> TaskInfo | None:
         """A task's detail from the server."""

@@ -97,6 +97,15 @@ class RequestHandlers:
             return {"type": "error", "message": f"no program named {name!r}"}
         return {"type": "output", "mark": mark, "lines": lines}
 
+    def op_watch(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
+        """A program's output tail now, then pushed to this client whenever it grows."""
+        name = str(message["name"])
+        last = message.get("last")
+        try:
+            return self.server.watch(conn, name, int(last) if last else None)
+        except KeyError:
+            return {"type": "error", "message": f"no program named {name!r}"}
+
     def op_task(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
         """One task's detail as the cluster monitor last saw it."""
         return {"type": "task", "task": self.runtime.task(str(message["uuid"]))}

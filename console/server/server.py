@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ STARTUP_WINDOW = 3.0
 STARTUP_POLL = 0.25
 FOLLOW_EVERY = 0.2
 """Seconds between looks at a followed program's output."""
+MAX_WATCHES = 4
+"""Program outputs one client may follow at once (the oldest is dropped first)."""
 MAX_QUEUED = 10_000
 """Replies and followed lines queued for one client before it counts as stuck."""
 SEND_TIMEOUT = 5.0
@@ -79,6 +81,8 @@ class Connection:
         self.subscribed = False
         self.closed = threading.Event()
         self._finishing = False
+        self.watches: OrderedDict[tuple[str, int | None], int] = OrderedDict()
+        """Program outputs this client shows, (name, lines) -> the mark it has seen."""
         self._outbox: deque[bytes] = deque()
         self._data: bytes | None = None
         self._ready = threading.Condition()
@@ -296,14 +300,38 @@ class SupervisorServer:
             self._wake.clear()
 
     def publish(self, data: DashboardData) -> None:
-        """Hand a snapshot to every subscribed client, encoded once."""
+        """Hand a snapshot to every subscribed client, encoded once (after any new output)."""
         line = encode({"type": "data", "data": data})
         self.latest, self._latest_line = data, line
         for conn in self.clients():
             if conn.subscribed:
+                self._push_output(conn)
                 conn.push_data(line)
         if self.on_poll is not None:
             self.on_poll(data)
+
+    def watch(self, conn: Connection, name: str, last: int | None) -> dict[str, Any]:
+        """Start pushing a program's output tail to a client whenever it grows; its lines now."""
+        mark = self.runtime.supervisor.output_mark(name)  # KeyError: no such program
+        lines = self.runtime.output(name, last)
+        conn.watches[(name, last)] = mark
+        while len(conn.watches) > MAX_WATCHES:
+            conn.watches.popitem(last=False)
+        return {"type": "output", "name": name, "last": last, "mark": mark, "lines": lines}
+
+    def _push_output(self, conn: Connection) -> None:
+        for (name, last), seen in list(conn.watches.items()):
+            try:
+                mark = self.runtime.supervisor.output_mark(name)
+                if mark == seen:
+                    continue
+                lines = self.runtime.output(name, last)
+            except KeyError:
+                conn.watches.pop((name, last), None)
+                conn.send({"type": "output", "name": name, "last": last, "gone": True})
+                continue
+            conn.watches[(name, last)] = mark
+            conn.send({"type": "output", "name": name, "last": last, "mark": mark, "lines": lines})
 
     def shutdown(self, wait: bool = True, reason: str = "shut down", end: bool = True) -> None:
         """Stop every program (warm when ``wait``), then (with ``end``) :meth:`serve_forever`."""

@@ -205,15 +205,20 @@ def test_clients_are_told_why_the_server_went_away(redis_url: str, state_dir: Pa
                 watcher.poll()
 
 
-def test_output_is_sent_again_only_when_it_changed(redis_url: str, state_dir: Path) -> None:
+def test_watched_output_is_pushed_when_it_grows_and_never_asked_again(
+    redis_url: str, state_dir: Path
+) -> None:
     with inprocess_server(redis_url, state_dir) as server:
         source = RemoteSource(client_of(server), server.settings, read_only=False)
-        assert source.output("worker-1", 500) == []
-        first = source.client.request("output", name="worker-1", last=500, mark=0)
-        assert first.get("unchanged") is True
+        assert source.output("worker-1", 500) == []  # asks once: the server now watches it
+        asked: list[str] = []
+        real = source.client.request
+        source.client.request = lambda op, *a, **k: asked.append(op) or real(op, *a, **k)
         server.runtime.supervisor._buffers["worker-1"].feed_lines(["one", "two"])
-        assert source.output("worker-1", 500) == ["one", "two"]
-        again = source.client.request("output", name="worker-1", last=500, mark=2)
-        assert again.get("unchanged") is True
-        assert source.output("worker-1", 1) == ["two"]  # another tail length: asked afresh
+        wait_until(lambda: source.output("worker-1", 500) == ["one", "two"], 10, "the push")
+        server.runtime.supervisor._buffers["worker-1"].feed_lines(["three"])
+        wait_until(lambda: source.output("worker-1", 500)[-1] == "three", 10, "the next push")
+        assert asked == [], "a watched output is never requested again"
+        assert source.output("worker-1", 1) == ["three"]  # another tail length: asked afresh
+        assert asked == ["watch"]
         source.detach()
