@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from console.actions import ActionResult
+from console.programs import alternate_node_name, celery_node_name
 from console.runtime import worker_node_name
 from console.settings import WorkerGroup
 from console.supervision import ProcessState
@@ -44,6 +45,8 @@ def test_rolling_restart_with_node_name_template(
     assert worker_node_name(group, 1) == node
     with supervised_workers(redis_url, state_dir, unique, group, monkeypatch) as runtime:
         wait_until(lambda: runtime.control.ping([node]).get(node, False), 90, f"{node} answering")
+        running = ProcessState.RUNNING  # past startsecs: restarted start-first, not stop-start
+        wait_until(lambda: runtime.supervisor.snapshot()[0].state is running, 30, "RUNNING")
         pid_before = runtime.supervisor.snapshot()[0].pid
         outcome: list[ActionResult] = []
         began = time.monotonic()
@@ -53,8 +56,10 @@ def test_rolling_restart_with_node_name_template(
         took = time.monotonic() - began
         assert not restarter.is_alive(), f"rolling restart still waiting after {took:.0f}s"
         assert [r.message for r in outcome] == [f"{group.name}: rolling restart done"]
-        snap = runtime.supervisor.snapshot()[0]
+        snap = next(s for s in runtime.supervisor.snapshot() if s.name == f"{group.name}-1")
         assert snap.pid != pid_before and snap.restarts == 1
         assert snap.state is ProcessState.RUNNING
-        assert runtime.control.ping([node]).get(node, False)
+        # The replacement started beside the old worker, on the slot's other node name.
+        other = celery_node_name(alternate_node_name(group.node_name(1)))
+        assert runtime.control.ping([other]).get(other, False)
         print(f"{template}: {node} restarted and answering in {took:.1f}s")
