@@ -1,0 +1,98 @@
+"""One capacity reading per poll for whichever broker the console uses; never raises."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from console.broker.capacity import BrokerCapacity, CapacityWarning, with_warning
+from console.broker.errors import BrokerUnavailable
+from console.broker.rabbit_alarm import BlockedWatcher
+from console.broker.rabbit_api import RabbitManagementAPI
+from console.broker.redis_capacity import RedisCapacityProbe, Routes
+from console.broker.urls import BrokerURL
+
+API_ENV = "CONSOLE_RABBITMQ_API"
+_AMQP_ONLY_CODES = ("memory-alarm", "disk-alarm")
+
+
+class CapacityMonitor:
+    """Redis: the capacity probe. RabbitMQ: the blocked watcher plus the management API."""
+
+    def __init__(
+        self,
+        url: BrokerURL,
+        transport_options: Mapping[str, Any] | None = None,
+        routes: Routes | None = None,
+        *,
+        timeout: float = 1.0,
+        api: str | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.url = url
+        self._options = dict(transport_options or {})
+        self._routes = dict(routes or {})
+        self._timeout = timeout
+        self._redis: RedisCapacityProbe | None = None
+        self.watcher: BlockedWatcher | None = None
+        self.api: RabbitManagementAPI | None = None
+        if url.kind == "amqp":
+            self.watcher = BlockedWatcher(url, timeout=max(timeout, 2.0), on_change=on_change)
+            override = api if api is not None else os.environ.get(API_ENV)
+            self.api = RabbitManagementAPI(url, override, timeout=timeout)
+
+    def start(self) -> None:
+        """Start watching for RabbitMQ alarms (nothing to start for Redis)."""
+        if self.watcher is not None:
+            self.watcher.start()
+
+    def poll(self, queues: Sequence[str]) -> BrokerCapacity | None:
+        """This poll's reading (blocking, bounded by the timeout); None when the broker is away."""
+        if self.url.kind == "redis":
+            return self._poll_redis(queues)
+        return self._poll_amqp(queues)
+
+    def _poll_redis(self, queues: Sequence[str]) -> BrokerCapacity | None:
+        try:
+            if self._redis is None:
+                self._redis = RedisCapacityProbe(
+                    self.url, self._options, self._routes, timeout=self._timeout
+                )
+            return self._redis.poll(queues)
+        except BrokerUnavailable:
+            if self._redis is not None:
+                self._redis.close()
+            self._redis = None
+            return None
+
+    def _poll_amqp(self, queues: Sequence[str]) -> BrokerCapacity:
+        assert self.api is not None and self.watcher is not None
+        self.api.refresh()
+        capacity = self.api.capacity(queues)
+        blocked = self.watcher.blocked
+        if blocked is None:
+            return capacity
+        kept = tuple(w for w in capacity.warnings if w.code not in _AMQP_ONLY_CODES)
+        capacity = replace(capacity, blocked=blocked, warnings=kept)
+        return with_warning(
+            capacity,
+            CapacityWarning(
+                "publishers-blocked",
+                f"RabbitMQ blocks every publisher ({blocked}): a memory or disk alarm; "
+                "free memory or disk on the broker, drain queues",
+                "alarm",
+            ),
+        )
+
+    def close(self) -> None:
+        """Stop the watcher and close connections."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+
+__all__ = ["API_ENV", "CapacityMonitor"]
