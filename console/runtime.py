@@ -19,8 +19,11 @@ from celery import Celery
 from celery.utils.nodenames import default_nodename, host_format, nodesplit
 
 from console.appref import app_queue_names, transport_options
+from console.broker.capacity import BrokerCapacity
+from console.broker.capacity_monitor import CapacityMonitor
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
 from console.broker.health import BrokerHealth, BrokerHealthProbe
+from console.broker.redis_capacity import app_routes
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
@@ -30,9 +33,10 @@ from console.supervision import ProcessSnapshot, ProcessState, Supervisor
 STATUS_FILE = "console-status.json"
 STATUS_EVERY = 5.0
 """Seconds between rewrites of the status file while nothing in the process table changes."""
-#: Bounds of one poll's broker calls: a dead or silent broker costs at most their sum (~2.2 s).
+#: Bounds of one poll's broker calls: a dead or silent broker costs at most their sum (~3.2 s).
 HEALTH_TIMEOUT = 1.0
 DEPTH_TIMEOUT = 1.2
+CAPACITY_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class DashboardData:
     cluster_state: str = "starting"
     events_received: int = 0
     taken_at: float = field(default_factory=time.time)
+    capacity: BrokerCapacity | None = None
+    """Broker memory, warnings and per-queue load (None: not measured this poll)."""
 
 
 def celery_node_name(value: str) -> str:
@@ -98,6 +104,15 @@ class ConsoleRuntime:
         self.monitor = ClusterMonitor(app, drop_offline_after=settings.offline_drop_after)
         self.control = RemoteControl(app)
         self.health = BrokerHealthProbe(settings.broker, timeout=HEALTH_TIMEOUT)
+        self.wakeup = threading.Event()
+        """Set when the screen should poll at once (a RabbitMQ alarm came or went)."""
+        self.capacity = CapacityMonitor(
+            settings.broker,
+            transport_options(app),
+            app_routes(app),
+            timeout=CAPACITY_TIMEOUT,
+            on_change=self.wakeup.set,
+        )
         self._depth: QueueDepthProbe | None = None
         self._tracker = QueueTracker()
         self._counts = {g.name: g.processes for g in settings.worker_groups}
@@ -116,6 +131,7 @@ class ConsoleRuntime:
             self.supervisor.add_program(cron_program(self.settings))
         self.supervisor.run_in_background()
         self.monitor.start()
+        self.capacity.start()
 
     def shutdown(self) -> None:
         """Warm-stop every child, then stop the monitors; safe to call twice."""
@@ -123,6 +139,7 @@ class ConsoleRuntime:
         self.monitor.stop()
         self.control.close_soon()
         self.health.close()
+        self.capacity.close()
         if self._depth is not None:
             self._depth.close()
         (self.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
@@ -142,10 +159,13 @@ class ConsoleRuntime:
             was = self.health.last.state
             health = self.health.check()
             rows: tuple[QueueRow, ...] = ()
+            capacity = None
             if health.state == "connected":
                 if was == "down":
                     self.monitor.broker_back()
-                rows = self._poll_queues(cluster)
+                names = self.queue_names(cluster)
+                rows = self._poll_queues(cluster, names)
+                capacity = self.capacity.poll(names)
             data = DashboardData(
                 broker_url=self.settings.redacted_broker_url,
                 broker=health,
@@ -156,18 +176,19 @@ class ConsoleRuntime:
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
+                capacity=capacity,
             )
             self._write_status(data)
             return data
 
-    def _poll_queues(self, cluster: ClusterSnapshot) -> tuple[QueueRow, ...]:
+    def _poll_queues(self, cluster: ClusterSnapshot, names: list[str]) -> tuple[QueueRow, ...]:
         assert self.settings.broker is not None
         try:
             if self._depth is None:
                 self._depth = make_depth_probe(
                     self.settings.broker, transport_options(self.app), timeout=DEPTH_TIMEOUT
                 )
-            depths = self._depth.poll(self.queue_names(cluster))
+            depths = self._depth.poll(names)
         except BrokerUnavailable:
             if self._depth is not None:
                 self._depth.close()

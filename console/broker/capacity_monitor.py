@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -68,8 +69,12 @@ class CapacityMonitor:
             return None
 
     def _poll_amqp(self, queues: Sequence[str]) -> BrokerCapacity:
-        assert self.api is not None and self.watcher is not None
+        assert self.api is not None
         self.api.refresh()
+        return self._amqp_reading(queues)
+
+    def _amqp_reading(self, queues: Sequence[str]) -> BrokerCapacity:
+        assert self.api is not None and self.watcher is not None
         capacity = self.api.capacity(queues)
         blocked = self.watcher.blocked
         if blocked is None:
@@ -95,4 +100,39 @@ class CapacityMonitor:
             self._redis = None
 
 
-__all__ = ["API_ENV", "CapacityMonitor"]
+def read_capacity_once(
+    url: BrokerURL,
+    transport_options: Mapping[str, Any] | None,
+    routes: Routes | None,
+    queues: Sequence[str],
+    *,
+    timeout: float = 2.0,
+    settle: float = 0.3,
+) -> BrokerCapacity | None:
+    """One reading for a one-shot command: on RabbitMQ, both API requests and a canary publish.
+
+    ``settle`` is how long the canary waits for a ``connection.blocked`` after its first publish.
+    """
+    monitor = CapacityMonitor(url, transport_options, routes, timeout=timeout)
+    try:
+        if monitor.watcher is None:
+            return monitor.poll(queues)
+        assert monitor.api is not None
+        monitor.start()
+        monitor.api.refresh()
+        if monitor.api.error is None:
+            monitor.api.refresh()
+        deadline = time.monotonic() + timeout
+        watcher = monitor.watcher
+        while watcher.canaries == 0 and watcher.error is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if watcher.canaries:
+            stop = time.monotonic() + settle
+            while watcher.blocked is None and time.monotonic() < stop:
+                time.sleep(0.02)
+        return monitor._amqp_reading(queues)  # the API was read above, both kinds
+    finally:
+        monitor.close()
+
+
+__all__ = ["API_ENV", "CapacityMonitor", "read_capacity_once"]

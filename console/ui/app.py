@@ -134,7 +134,22 @@ class ConsoleApp(App[None]):
             if not self.live:
                 return
             wait = interval if started - began >= STARTUP_WINDOW else min(interval, STARTUP_POLL)
-            self._stop.wait(max(wait - (time.monotonic() - started), 0.05))
+            self._nap(max(wait - (time.monotonic() - started), 0.05))
+
+    def _nap(self, seconds: float) -> None:
+        """Wait for the next poll, or less when the engine asks for one (a broker alarm changed)."""
+        wakeup: threading.Event | None = getattr(self.source, "wakeup", None)
+        if wakeup is None:
+            self._stop.wait(seconds)
+            return
+        wakeup.wait(seconds)
+        wakeup.clear()
+
+    def _stop_polling(self) -> None:
+        self._stop.set()
+        wakeup: threading.Event | None = getattr(self.source, "wakeup", None)
+        if wakeup is not None:
+            wakeup.set()
 
     @on(DashboardUpdated)
     def show_data(self, message: DashboardUpdated) -> None:
@@ -332,14 +347,14 @@ class ConsoleApp(App[None]):
 
     def leave(self) -> None:
         """Stop polling and exit at once (the children are being stopped elsewhere)."""
-        self._stop.set()
+        self._stop_polling()
         self.exit()
 
     def stop_everything(self, wait: bool = True) -> None:
         """Stop polling, stop every child (warm when ``wait``), then exit."""
         if self._stop.is_set():
             return
-        self._stop.set()
+        self._stop_polling()
         message = "stopping every process, tasks finishing…" if wait else "stopping now…"
         self.dashboard.query_one(StatusBar).say(Text(message, "bold yellow"))
         self._shutdown_then_exit(wait)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -131,3 +132,32 @@ def test_no_maxmemory_on_a_local_redis_compares_with_host_memory(redis_url: str)
     assert cap.memory.limit_source in ("host", "maxmemory")
     if cap.memory.limit_source == "host":
         assert cap.memory.limit and cap.memory.limit > cap.memory.used  # type: ignore[operator]
+
+
+def test_status_json_warns_that_queued_tasks_can_be_evicted(
+    small_redis: Path, state_dir: Path
+) -> None:
+    from tests.integration.test_cli_headless import run
+
+    client = redis.Redis(unix_socket_path=str(small_redis))
+    client.lpush("default", *([b"z" * 1024] * 2000))
+    client.close()
+    env: dict[str, str | None] = {
+        "SENTRY_CONSOLE_STATE_DIR": str(state_dir),
+        "SENTRY_BROKER_URL": None,
+        "SENTRY_CONF": None,
+        "SENTRY_QUEUE_SUFFIX": None,
+    }
+    result = run(env, f"redis+socket://{small_redis}", "status", "--json")
+    assert result.exit_code == 0, result.output
+    broker = json.loads(result.stdout)["broker"]
+    memory = broker["memory"]
+    assert memory["max"] == 64 * MB and memory["policy"] == "allkeys-lru"
+    assert memory["limit_source"] == "maxmemory"
+    assert 0 < memory["used"] <= memory["peak"]
+    assert broker["warnings"][0]["code"] == "eviction-policy"
+    assert "noeviction" in broker["warnings"][0]["message"]
+    default = next(q for q in json.loads(result.stdout)["queues"] if q["name"] == "default")
+    assert default["bytes"] > 1 * MB and default["unacked"] == 0
+    text = run(env, f"redis+socket://{small_redis}", "status")
+    assert "allkeys-lru" in text.stdout and "of 64.0M maxmemory" in text.stdout, text.output
