@@ -125,8 +125,8 @@ def memory_warnings(memory: BrokerMemory) -> list[CapacityWarning]:
         out.append(
             CapacityWarning(
                 "eviction-policy",
-                f"maxmemory-policy {memory.policy} lets Redis evict queued tasks at maxmemory: "
-                "set maxmemory-policy noeviction",
+                f"maxmemory-policy {memory.policy} can evict queued tasks at maxmemory: "
+                "use noeviction",
                 "alarm",
             )
         )
@@ -137,7 +137,7 @@ def memory_warnings(memory: BrokerMemory) -> list[CapacityWarning]:
         out.append(
             CapacityWarning(
                 "memory-high",
-                f"memory at {fraction:.0%} of {limit}: drain or purge queues, or raise the limit",
+                f"memory at {fraction:.0%} of {limit}: drain queues or raise the limit",
             )
         )
     eta = memory.seconds_to_full
@@ -145,7 +145,7 @@ def memory_warnings(memory: BrokerMemory) -> list[CapacityWarning]:
         out.append(
             CapacityWarning(
                 "memory-full-soon",
-                f"memory full in {eta:.0f}s at the current growth: add workers or stop producers",
+                f"memory full in {eta:.0f}s at this growth: add workers or slow producers",
             )
         )
     return out

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from console.cluster import TaskInfo
 from console.runtime import DashboardData
 from console.settings import Settings
+from console.ui.capacity import CapacityWarnings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, binding_sections, palette_commands
 from console.ui.livetable import LiveTable
@@ -157,7 +158,8 @@ class ConsoleApp(App[None]):
         data = message.data
         self.last_data = data
         self.dashboard.query_one(ProcessTable).show(data.processes)
-        self.dashboard.query_one(QueueTable).show(data.queues)
+        self.dashboard.query_one(QueueTable).show(data.queues, data.capacity)
+        self.dashboard.query_one(CapacityWarnings).show(data.capacity)
         self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
         self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
         if not self._stop.is_set():
