@@ -6,6 +6,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import amqp
 import pytest
@@ -171,3 +172,46 @@ def test_management_api_unreachable_is_said_once(rabbitmq_url: str) -> None:
     asked = api.requests
     api.refresh()
     assert api.requests == asked, "an unreachable API is not asked again every poll"
+
+
+async def test_screen_shows_the_alarm_within_a_second_and_clears_it(
+    rabbitmq_url: str, unique: str, state_dir: Path, memory_alarm: MemoryAlarm
+) -> None:
+    from console.runtime import ConsoleRuntime
+    from console.settings import Settings
+    from console.ui.app import ConsoleApp
+    from console.ui.capacity import CapacityWarnings
+    from console.ui.statusbar import StatusBar
+    from tests.cluster_support.app import make_app
+
+    settings = Settings(
+        broker=None, broker_source="test", state_dir=state_dir, worker_groups=(), cron=False
+    ).with_broker(rabbitmq_url, "test")
+    runtime = ConsoleRuntime(settings, make_app(rabbitmq_url, unique))
+    runtime.start()
+    console = ConsoleApp(runtime, live=True)
+
+    def shown() -> bool:
+        bar = str(console.query_one(StatusBar).render())
+        return "PUBLISHERS BLOCKED" in bar and console.query_one(CapacityWarnings).display
+
+    async def seconds_until(condition: Callable[[], bool], since: float) -> float:
+        while not condition():
+            if time.monotonic() - since > 10:
+                raise AssertionError("not shown within 10 s")
+            await pilot.pause(0.01)
+        return time.monotonic() - since
+
+    try:
+        async with console.run_test(size=(100, 30)) as pilot:
+            watcher = runtime.capacity.watcher
+            assert watcher is not None
+            await seconds_until(
+                lambda: watcher.canaries > 0 and console.last_data, time.monotonic()
+            )
+            took = await seconds_until(shown, memory_alarm.raise_())
+            assert took < SHOWN_WITHIN, f"alarm shown after {took:.2f} s"
+            took = await seconds_until(lambda: not shown(), memory_alarm.clear())
+            assert took < SHOWN_WITHIN, f"alarm cleared after {took:.2f} s"
+    finally:
+        runtime.shutdown()
