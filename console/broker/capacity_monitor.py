@@ -16,7 +16,7 @@ from console.broker.redis_capacity import RedisCapacityProbe, Routes
 from console.broker.urls import BrokerURL
 
 API_ENV = "CONSOLE_RABBITMQ_API"
-_AMQP_ONLY_CODES = ("memory-alarm", "disk-alarm")
+_API_ALARM_CODES = ("memory-alarm", "disk-alarm")
 
 
 class CapacityMonitor:
@@ -76,17 +76,20 @@ class CapacityMonitor:
     def _amqp_reading(self, queues: Sequence[str]) -> BrokerCapacity:
         assert self.api is not None and self.watcher is not None
         capacity = self.api.capacity(queues)
-        blocked = self.watcher.blocked
+        watcher = self.watcher
+        if watcher.error is None and watcher.canaries > 0:
+            # The API samples node alarms every few seconds; the AMQP notification is current.
+            kept = tuple(w for w in capacity.warnings if w.code not in _API_ALARM_CODES)
+            capacity = replace(capacity, warnings=kept)
+        blocked = watcher.blocked
         if blocked is None:
             return capacity
-        kept = tuple(w for w in capacity.warnings if w.code not in _AMQP_ONLY_CODES)
-        capacity = replace(capacity, blocked=blocked, warnings=kept)
         return with_warning(
-            capacity,
+            replace(capacity, blocked=blocked),
             CapacityWarning(
                 "publishers-blocked",
-                f"RabbitMQ blocks every publisher ({blocked}): a memory or disk alarm; "
-                "free memory or disk on the broker, drain queues",
+                f"RabbitMQ blocks every publisher ({blocked}): free memory or disk on the "
+                "broker, drain queues",
                 "alarm",
             ),
         )

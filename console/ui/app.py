@@ -103,6 +103,10 @@ class ConsoleApp(App[None]):
         self.loop = asyncio.get_running_loop()
         self.poll_loop()
 
+    def on_unmount(self) -> None:
+        """However the app ends, the poll thread stops with it."""
+        self._stop_polling()
+
     def get_default_screen(self) -> DashboardScreen:
         """The main screen."""
         return DashboardScreen()
