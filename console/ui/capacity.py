@@ -51,8 +51,6 @@ def warnings_text(capacity: BrokerCapacity | None) -> Text | None:
     for line in lines:
         line.no_wrap = True
         line.overflow = "ellipsis"
-    if not lines and capacity.notes:
-        lines.append(Text(capacity.notes[0], "dim"))
     return Text("\n").join(lines) if lines else None
 
 
@@ -62,10 +60,15 @@ class CapacityWarnings(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self._last: Text | None = None
+        self._said: set[str] = set()
         self.display = False
 
     def show(self, capacity: BrokerCapacity | None) -> None:
-        """Show this poll's warnings (hidden when there are none)."""
+        """Show this poll's warnings (hidden when there are none); say each new note once."""
+        for note in capacity.notes if capacity is not None else ():
+            if note not in self._said:
+                self._said.add(note)
+                self.notify(note, severity="warning", timeout=8)
         text = warnings_text(capacity)
         if text == self._last:
             return
