@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -161,3 +161,67 @@ def test_status_json_warns_that_queued_tasks_can_be_evicted(
     assert default["bytes"] > 1 * MB and default["unacked"] == 0
     text = run(env, f"redis+socket://{small_redis}", "status")
     assert "allkeys-lru" in text.stdout and "of 64.0M maxmemory" in text.stdout, text.output
+
+
+async def test_screen_warns_and_time_to_full_falls_while_a_queue_fills(
+    small_redis: Path, state_dir: Path, unique: str
+) -> None:
+    from console.runtime import ConsoleRuntime
+    from console.settings import Settings
+    from console.ui.app import ConsoleApp
+    from console.ui.capacity import CapacityWarnings
+    from console.ui.statusbar import StatusBar
+    from console.ui.tables import QueueTable
+    from tests.cluster_support.app import make_app
+
+    url = f"redis+socket://{small_redis}"
+    settings = Settings(
+        broker=None,
+        broker_source="test",
+        state_dir=state_dir,
+        worker_groups=(),
+        cron=False,
+        refresh_interval=0.5,
+    ).with_broker(url, "test")
+    celery_app = make_app(url, unique)
+    queue = celery_app.conf.task_default_queue
+    runtime = ConsoleRuntime(settings, celery_app)
+    runtime.start()
+    console = ConsoleApp(runtime, live=True)
+    client = redis.Redis(unix_socket_path=str(small_redis))
+    try:
+        async with console.run_test(size=(120, 30)) as pilot:
+
+            async def until(
+                condition: Callable[[], object], what: str, timeout: float = 20
+            ) -> None:
+                deadline = time.monotonic() + timeout
+                while not condition():
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"timed out waiting for {what}")
+                    await pilot.pause(0.1)
+
+            warnings = console.query_one(CapacityWarnings)
+            await until(lambda: warnings.display, "the warnings line")
+            assert "allkeys-lru can evict queued tasks" in str(warnings.render())
+            etas: list[float] = []
+            taken: set[float] = set()
+            for _ in range(8):
+                client.lpush(queue, *([b"x" * 4096] * 500))
+                await until(
+                    lambda: console.last_data and console.last_data.taken_at not in taken, "a poll"
+                )
+                data = console.last_data
+                assert data is not None and data.capacity is not None
+                taken.add(data.taken_at)
+                assert data.capacity.memory is not None
+                if data.capacity.memory.seconds_to_full is not None:
+                    etas.append(data.capacity.memory.seconds_to_full)
+                await pilot.pause(0.3)
+            assert len(etas) >= 3 and etas[-1] < etas[0], etas
+            await until(lambda: "full in" in str(console.query_one(StatusBar).render()), "eta")
+            table = console.query_one(QueueTable)
+            assert table.capacity_columns
+    finally:
+        client.close()
+        runtime.shutdown()
