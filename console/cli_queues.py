@@ -132,7 +132,11 @@ def status(obj: Any, as_json: bool) -> None:
             names = app_queue_names(app)
             depths = _depths(settings, app, names)
             capacity = read_capacity_once(
-                settings.broker, transport_options(app), app_routes(app), names
+                settings.broker,
+                transport_options(app),
+                app_routes(app),
+                names,
+                api=settings.rabbitmq_api,
             )
             queue_rows = [_with_capacity(_depth_json(d), capacity) for d in depths.values()]
             workers = _workers(app)

@@ -111,6 +111,7 @@ class ConsoleRuntime:
             transport_options(app),
             app_routes(app),
             timeout=CAPACITY_TIMEOUT,
+            api=settings.rabbitmq_api,
             on_change=self.wakeup.set,
         )
         self._depth: QueueDepthProbe | None = None

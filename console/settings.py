@@ -91,6 +91,8 @@ class Settings:
     """Upper bound when scaling a worker group."""
     offline_drop_after: float = 300.0
     """Seconds an offline worker stays listed before it is dropped."""
+    rabbitmq_api: str | None = field(default=None, repr=False)
+    """RabbitMQ management API URL (None: broker host, port 15672); may hold a password."""
 
     @property
     def redacted_broker_url(self) -> str:
@@ -214,6 +216,11 @@ def resolve_settings(
             raise SettingsError("SENTRY_CONSOLE_REFRESH must be a number of seconds") from None
         if kwargs["refresh_interval"] <= 0:
             raise SettingsError("SENTRY_CONSOLE_REFRESH must be a positive number of seconds")
+    api = env.get("SENTRY_CONSOLE_RABBITMQ_API") or conf.get("CONSOLE_RABBITMQ_API")
+    if api is not None:
+        if not isinstance(api, str) or not api.startswith(("http://", "https://")):
+            raise SettingsError("CONSOLE_RABBITMQ_API must be an http:// or https:// URL")
+        kwargs["rabbitmq_api"] = api
     if "CONSOLE_WORKERS" in conf:
         kwargs["worker_groups"] = _worker_groups(conf["CONSOLE_WORKERS"])
     if state_dir is not None:

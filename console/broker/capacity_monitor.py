@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -15,7 +14,6 @@ from console.broker.rabbit_api import RabbitManagementAPI
 from console.broker.redis_capacity import RedisCapacityProbe, Routes
 from console.broker.urls import BrokerURL
 
-API_ENV = "CONSOLE_RABBITMQ_API"
 _API_ALARM_CODES = ("memory-alarm", "disk-alarm")
 
 
@@ -41,8 +39,7 @@ class CapacityMonitor:
         self.api: RabbitManagementAPI | None = None
         if url.kind == "amqp":
             self.watcher = BlockedWatcher(url, timeout=max(timeout, 2.0), on_change=on_change)
-            override = api if api is not None else os.environ.get(API_ENV)
-            self.api = RabbitManagementAPI(url, override, timeout=timeout)
+            self.api = RabbitManagementAPI(url, api, timeout=timeout)
 
     def start(self) -> None:
         """Start watching for RabbitMQ alarms (nothing to start for Redis)."""
@@ -109,6 +106,7 @@ def read_capacity_once(
     routes: Routes | None,
     queues: Sequence[str],
     *,
+    api: str | None = None,
     timeout: float = 2.0,
     settle: float = 0.3,
 ) -> BrokerCapacity | None:
@@ -116,7 +114,7 @@ def read_capacity_once(
 
     ``settle`` is how long the canary waits for a ``connection.blocked`` after its first publish.
     """
-    monitor = CapacityMonitor(url, transport_options, routes, timeout=timeout)
+    monitor = CapacityMonitor(url, transport_options, routes, timeout=timeout, api=api)
     try:
         if monitor.watcher is None:
             return monitor.poll(queues)
@@ -138,4 +136,4 @@ def read_capacity_once(
         monitor.close()
 
 
-__all__ = ["API_ENV", "CapacityMonitor", "read_capacity_once"]
+__all__ = ["CapacityMonitor", "read_capacity_once"]

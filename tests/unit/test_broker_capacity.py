@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from kombu import Exchange, Queue
 
 from console.broker.capacity import BrokerCapacity, BrokerMemory, MemoryTrend, memory_warnings
 from console.broker.rabbit_api import api_base, shown_base
 from console.broker.redis_capacity import app_routes, queue_of
 from console.broker.urls import parse_broker_url
+from console.settings import SettingsError, resolve_settings
 from console.ui.capacity import memory_rank, memory_text, warnings_text
 
 MB = 1 << 20
@@ -89,3 +92,16 @@ def test_screen_texts() -> None:
     assert lines[2] == "+1 more: sentry-console status lists them all"
     assert warnings_text(BrokerCapacity()) is None
     assert warnings_text(None) is None
+
+
+def test_management_api_setting_from_conf_or_env(tmp_path: Path) -> None:
+    conf = tmp_path / "sentry.conf.py"
+    conf.write_text('CONSOLE_RABBITMQ_API = "http://admin:apipw@mgmt:15672"\n')
+    s = resolve_settings(env={"SENTRY_CONF": str(conf)})
+    assert s.rabbitmq_api == "http://admin:apipw@mgmt:15672"
+    assert "apipw" not in repr(s)
+    env = {"SENTRY_CONF": str(conf), "SENTRY_CONSOLE_RABBITMQ_API": "https://other:443"}
+    assert resolve_settings(env=env).rabbitmq_api == "https://other:443"
+    conf.write_text('CONSOLE_RABBITMQ_API = "mgmt:15672"\n')
+    with pytest.raises(SettingsError, match="CONSOLE_RABBITMQ_API must be an http"):
+        resolve_settings(env={"SENTRY_CONF": str(conf)})
