@@ -124,14 +124,19 @@ class RedisCapacityProbe:
             replies = self._execute(pipe)
             it = iter(replies)
             memory_info, stats, unacked, overdue = (next(it) for _ in range(4))
-            tags = [_text(t) for t in next(it)] if detail else []
-            overdue_tags = {_text(t) for t in next(it)} if detail else set()
+            stats = {} if _refused(stats) else stats
+            if detail:
+                tag_reply, overdue_reply = next(it), next(it)
+                detail = not (_refused(tag_reply) or _refused(overdue_reply))
+            tags = [_text(t) for t in tag_reply] if detail else []
+            overdue_tags = {_text(t) for t in overdue_reply} if detail else set()
             sizes = {name: _sum_sizes(next(it) for _ in keys[name]) for name in names}
             per_queue = self._unacked_by_queue(tags, names) if detail else {}
         except (redis.RedisError, OSError) as exc:
             self._client.connection_pool.disconnect()
             raise BrokerUnavailable(f"Redis is unavailable: {describe_error(exc)}") from None
-        self._detail = int(unacked) <= UNACKED_DETAIL_LIMIT
+        unacked, overdue = _int(unacked), _int(overdue)
+        self._detail = unacked is not None and unacked <= UNACKED_DETAIL_LIMIT
         memory = self._memory(memory_info, stats, now)
         rows = []
         for name in names:
@@ -158,15 +163,23 @@ class RedisCapacityProbe:
         return BrokerCapacity(
             memory=memory,
             queues=tuple(rows),
-            unacked=int(unacked),
-            overdue=int(overdue),
+            unacked=unacked,
+            overdue=overdue,
             visibility_timeout=self.visibility_timeout,
             warnings=tuple(warnings),
         )
 
     def _execute(self, pipe: Any) -> list[Any]:
+        """Run the pipeline; a command an old or restricted Redis refuses reads as unknown.
+
+        Refused commands stay in the replies as exceptions; INFO is the one reply the reading
+        cannot do without, so its refusal is raised.
+        """
         self.round_trips += 1
-        return list(pipe.execute())
+        replies = list(pipe.execute(raise_on_error=False))
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        return replies
 
     def _memory(
         self, info: Mapping[str, Any], stats: Mapping[str, Any], now: float
@@ -247,16 +260,25 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _refused(reply: object) -> bool:
+    return isinstance(reply, Exception)
+
+
 def _int(value: object) -> int | None:
+    if value is None or _refused(value):
+        return None
     try:
-        return None if value is None else int(value)  # type: ignore[call-overload]
+        return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
 
 
 def _sum_sizes(sizes: Any) -> int | None:
-    known = [int(s) for s in sizes if s is not None]
-    return sum(known) if known else 0
+    """Bytes of a queue's lists (an absent list is 0); None when MEMORY USAGE was refused."""
+    replies = list(sizes)
+    if any(_refused(r) for r in replies):
+        return None
+    return sum(int(r) for r in replies if r is not None)
 
 
 def app_routes(app: Any) -> dict[tuple[str, str], str]:

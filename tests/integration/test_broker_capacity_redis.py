@@ -225,3 +225,23 @@ async def test_screen_warns_and_time_to_full_falls_while_a_queue_fills(
     finally:
         client.close()
         runtime.shutdown()
+
+
+def test_a_redis_that_refuses_commands_leaves_those_figures_blank(tmp_path: Path) -> None:
+    proc, sock = start_private_redis(
+        tmp_path, "--rename-command", "MEMORY", "", "--rename-command", "HKEYS", ""
+    )
+    try:
+        url = parse_broker_url(f"redis+socket://{sock}")
+        redis.Redis(unix_socket_path=str(sock)).lpush("q", b"m")
+        probe = RedisCapacityProbe(url, timeout=2.0)
+        try:
+            cap = probe.poll(["q"])
+        finally:
+            probe.close()
+        row = cap.queue("q")
+        assert row is not None and row.bytes is None and row.unacked is None
+        assert cap.unacked == 0 and cap.memory is not None and cap.memory.used
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
