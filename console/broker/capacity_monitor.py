@@ -78,6 +78,9 @@ class CapacityMonitor:
             # The API samples node alarms every few seconds; the AMQP notification is current.
             kept = tuple(w for w in capacity.warnings if w.code not in _API_ALARM_CODES)
             capacity = replace(capacity, warnings=kept)
+        if watcher.error is not None:
+            note = f"RabbitMQ alarm watcher not connected ({watcher.error}), retrying"
+            capacity = replace(capacity, notes=(*capacity.notes, note))
         blocked = watcher.blocked
         if blocked is None:
             return capacity

@@ -116,6 +116,11 @@ def test_watcher_reports_a_refused_connection(unique: str) -> None:
         assert wait_until(lambda: watcher.error, 5) is not None
         assert "refused" in (watcher.error or "")
         assert watcher.blocked is None
+        monitor = CapacityMonitor(watcher.url, api="http://127.0.0.1:1", timeout=0.5)
+        monitor.watcher = watcher
+        notes = monitor.poll(["celery"]).notes  # type: ignore[union-attr]
+        assert any("alarm watcher not connected" in n for n in notes), notes
+        assert any("management API" in n for n in notes), notes
     finally:
         watcher.stop()
 
