@@ -10,9 +10,12 @@ import click
 from celery import Celery
 
 from console.appref import app_queue_names, transport_options
+from console.broker.capacity import BrokerCapacity, memory_json, warnings_json
+from console.broker.capacity_monitor import read_capacity_once
 from console.broker.depth import BrokerUnavailable, QueueDepth, make_depth_probe
 from console.broker.embedded import ConsoleLock
 from console.broker.health import BrokerHealth, BrokerHealthProbe
+from console.broker.redis_capacity import app_routes
 from console.consolelog import audit, log_path, setup_console_log
 from console.runtime import read_status
 from console.settings import Settings
@@ -126,10 +129,19 @@ def status(obj: Any, as_json: bool) -> None:
         up = health.state == "connected"
         queue_rows: list[dict[str, Any]] = []
         workers: list[dict[str, Any]] = []
+        capacity: BrokerCapacity | None = None
         if up:
             app = obj.app(settings)
-            depths = _depths(settings, app, app_queue_names(app))
-            queue_rows = [_depth_json(d) for d in depths.values()]
+            names = app_queue_names(app)
+            depths = _depths(settings, app, names)
+            capacity = read_capacity_once(
+                settings.broker,
+                transport_options(app),
+                app_routes(app),
+                names,
+                api=settings.rabbitmq_api,
+            )
+            queue_rows = [_with_capacity(_depth_json(d), capacity) for d in depths.values()]
             workers = _workers(app)
     console_pid = ConsoleLock.held_by_other(settings.state_dir)
     snapshot = read_status(settings.state_dir) if console_pid else None
@@ -141,6 +153,12 @@ def status(obj: Any, as_json: bool) -> None:
             "reason": health.reason,
             "rtt_ms": health.rtt_ms,
             "server_version": health.server_version,
+            "memory": memory_json(capacity.memory if capacity else None),
+            "blocked": capacity.blocked if capacity else None,
+            "unacked": capacity.unacked if capacity else None,
+            "unacked_overdue": capacity.overdue if capacity else None,
+            "warnings": warnings_json(capacity),
+            "notes": list(capacity.notes) if capacity else [],
         },
         "console": {
             "running": console_pid is not None,
@@ -162,12 +180,47 @@ def status(obj: Any, as_json: bool) -> None:
         sys.exit(1)
 
 
+def _with_capacity(row: dict[str, Any], capacity: BrokerCapacity | None) -> dict[str, Any]:
+    """A queue's JSON row with its bytes, unacked and overdue counts and oldest message age."""
+    q = capacity.queue(row["name"]) if capacity else None
+    if row["unacked"] is None and q is not None:
+        row["unacked"] = q.unacked
+    row["bytes"] = q.bytes if q else None
+    row["unacked_overdue"] = q.overdue if q else None
+    row["oldest_age_seconds"] = round(q.oldest_age, 1) if q and q.oldest_age is not None else None
+    return row
+
+
+def _memory_line(memory: dict[str, Any]) -> str:
+    """``memory    41.2M of 64.0M maxmemory (64%), policy allkeys-lru, full in 5m``."""
+    used, limit = _mb(memory["used"]), _mb(memory["max"])
+    line = f"memory    {used}"
+    if memory["max"]:
+        share = memory["used"] / memory["max"] if memory["used"] is not None else 0
+        line += f" of {limit} {memory['limit_source']} ({share:.0%})"
+    if memory["policy"]:
+        line += f", policy {memory['policy']}"
+    if memory["seconds_to_full"] is not None:
+        line += f", full in {memory['seconds_to_full']:.0f}s"
+    return line
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / (1 << 20):.1f}M"
+
+
 def _print_status(report: dict[str, Any]) -> None:
     b = report["broker"]
     line = f"broker    {b['url']}  {b['state']}"
     line += f" ({b['reason']})" if b["reason"] else ""
     line += f"  rtt {b['rtt_ms']:.1f}ms" if b["rtt_ms"] is not None else ""
     click.echo(line)
+    if b.get("memory"):
+        click.echo(_memory_line(b["memory"]))
+    for w in b.get("warnings", []):
+        click.echo(f"{w['level']:<9} {w['message']}")
+    for note in b.get("notes", []):
+        click.echo(f"note      {note}")
     c = report["console"]
     click.echo(f"console   {'running, pid ' + str(c['pid']) if c['running'] else 'not running'}")
     for p in c["processes"]:

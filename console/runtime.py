@@ -20,8 +20,11 @@ from celery.utils.nodenames import nodesplit
 
 from console.actions import ActionResult
 from console.appref import app_queue_names, transport_options
+from console.broker.capacity import BrokerCapacity
+from console.broker.capacity_monitor import CapacityMonitor
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
 from console.broker.health import BrokerHealth, BrokerHealthProbe
+from console.broker.redis_capacity import app_routes
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.consolelog import audited, log_path, setup_console_log
 from console.cron.role import with_cron_role
@@ -43,9 +46,10 @@ from console.supervision import ProcessSnapshot, ProcessState, RollingRestartErr
 STATUS_FILE = "console-status.json"
 STATUS_EVERY = 5.0
 """Seconds between rewrites of the status file while nothing in the process table changes."""
-#: Bounds of one poll's broker calls: a dead or silent broker costs at most their sum (~2.2 s).
+#: Bounds of one poll's broker calls: a dead or silent broker costs at most their sum (~3.2 s).
 HEALTH_TIMEOUT = 1.0
 DEPTH_TIMEOUT = 1.2
+CAPACITY_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class DashboardData:
     taken_at: float = field(default_factory=time.time)
     errors: dict[str, int] = field(default_factory=dict)
     """Failures the cluster monitor survived, by kind."""
+    capacity: BrokerCapacity | None = None
+    """Broker memory, warnings and per-queue load (None: not measured this poll)."""
 
 
 def worker_node_name(group: WorkerGroup, n: int) -> str:
@@ -115,6 +121,16 @@ class ConsoleRuntime:
         self.monitor = ClusterMonitor(app, drop_offline_after=settings.offline_drop_after)
         self.control = RemoteControl(app)
         self.health = BrokerHealthProbe(settings.broker, timeout=HEALTH_TIMEOUT)
+        self.wakeup = threading.Event()
+        """Set when the screen should poll at once (a RabbitMQ alarm came or went)."""
+        self.capacity = CapacityMonitor(
+            settings.broker,
+            transport_options(app),
+            app_routes(app),
+            timeout=CAPACITY_TIMEOUT,
+            api=settings.rabbitmq_api,
+            on_change=self.wakeup.set,
+        )
         self._depth: QueueDepthProbe | None = None
         self._tracker = QueueTracker()
         self._counts = {g.name: g.processes for g in settings.worker_groups}
@@ -144,6 +160,7 @@ class ConsoleRuntime:
         self.monitor.start()
         if self._reloader is not None:
             self._reloader.start()
+        self.capacity.start()
 
     @audited("stop everything")
     def shutdown(self) -> None:
@@ -155,6 +172,7 @@ class ConsoleRuntime:
         self.control.close_soon()
         with self._poll_lock:  # a poll in flight finishes with its probes first
             self.health.close()
+            self.capacity.close()
             if self._depth is not None:
                 self._depth.close()
         (self.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
@@ -177,10 +195,13 @@ class ConsoleRuntime:
             was = self.health.last.state
             health = self.health.check()
             rows: tuple[QueueRow, ...] = ()
+            capacity = None
             if health.state == "connected":
                 if was == "down":
                     self.monitor.broker_back()
-                rows = self._poll_queues(cluster)
+                names = self.queue_names(cluster)
+                rows = self._poll_queues(cluster, names)
+                capacity = self.capacity.poll(names)
             data = DashboardData(
                 broker_url=self.settings.redacted_broker_url,
                 broker=health,
@@ -193,18 +214,19 @@ class ConsoleRuntime:
                 events_received=cluster.events_received,
                 last_reload=self.last_reload,
                 errors=cluster.errors,
+                capacity=capacity,
             )
             self._write_status(data)
             return data
 
-    def _poll_queues(self, cluster: ClusterSnapshot) -> tuple[QueueRow, ...]:
+    def _poll_queues(self, cluster: ClusterSnapshot, names: list[str]) -> tuple[QueueRow, ...]:
         assert self.settings.broker is not None
         try:
             if self._depth is None:
                 self._depth = make_depth_probe(
                     self.settings.broker, transport_options(self.app), timeout=DEPTH_TIMEOUT
                 )
-            depths = self._depth.poll(self.queue_names(cluster))
+            depths = self._depth.poll(names)
         except BrokerUnavailable:
             if self._depth is not None:
                 self._depth.close()

@@ -118,6 +118,8 @@ class Settings:
     """Whether cron processes coordinate through the broker so each tick is sent once."""
     cron_takeover: float = 5.0
     """Seconds within which a standby cron replaces a killed sender."""
+    rabbitmq_api: str | None = field(default=None, repr=False)
+    """RabbitMQ management API URL (None: broker host, port 15672); may hold a password."""
 
     @property
     def redacted_broker_url(self) -> str:
@@ -291,6 +293,11 @@ def resolve_settings(
             raise SettingsError("SENTRY_CONSOLE_REFRESH must be a number of seconds") from None
         if kwargs["refresh_interval"] <= 0:
             raise SettingsError("SENTRY_CONSOLE_REFRESH must be a positive number of seconds")
+    api = env.get("SENTRY_CONSOLE_RABBITMQ_API") or conf.get("CONSOLE_RABBITMQ_API")
+    if api is not None:
+        if not isinstance(api, str) or not api.startswith(("http://", "https://")):
+            raise SettingsError("CONSOLE_RABBITMQ_API must be an http:// or https:// URL")
+        kwargs["rabbitmq_api"] = api
     if "CONSOLE_WORKERS" in conf:
         kwargs["worker_groups"] = _worker_groups(conf["CONSOLE_WORKERS"])
     if state_dir is not None:

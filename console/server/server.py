@@ -197,7 +197,8 @@ class SupervisorServer:
         self._clients_lock = threading.Lock()
         self._action_lock = threading.Lock()
         self._shutdown_lock = threading.Lock()
-        self._wake = threading.Event()
+        # Woken by actions, and by the runtime itself (a broker alarm): push at once.
+        self._wake: threading.Event = getattr(runtime, "wakeup", None) or threading.Event()
         self._latest_line: bytes | None = None
         from console.server.handlers import RequestHandlers
 

@@ -22,6 +22,7 @@ from console.actions import ActionResult, Outcome
 from console.cluster import TaskInfo
 from console.runtime import DashboardData
 from console.settings import Settings
+from console.ui.capacity import CapacityWarnings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands
 from console.ui.keymap import check_keymap, help_sections
@@ -121,6 +122,10 @@ class ConsoleApp(App[None]):
         self.loop = asyncio.get_running_loop()
         self.poll_loop()
 
+    def on_unmount(self) -> None:
+        """However the app ends, the poll thread stops with it."""
+        self._stop_polling()
+
     def get_default_screen(self) -> DashboardScreen:
         """The main screen."""
         return DashboardScreen()
@@ -153,7 +158,22 @@ class ConsoleApp(App[None]):
             if not self.live:
                 return
             wait = interval if started - began >= STARTUP_WINDOW else min(interval, STARTUP_POLL)
-            self._stop.wait(max(wait - (time.monotonic() - started), 0.05))
+            self._nap(max(wait - (time.monotonic() - started), 0.05))
+
+    def _nap(self, seconds: float) -> None:
+        """Wait for the next poll, or less when the engine asks for one (a broker alarm changed)."""
+        wakeup: threading.Event | None = getattr(self.source, "wakeup", None)
+        if wakeup is None:
+            self._stop.wait(seconds)
+            return
+        wakeup.wait(seconds)
+        wakeup.clear()
+
+    def _stop_polling(self) -> None:
+        self._stop.set()
+        wakeup: threading.Event | None = getattr(self.source, "wakeup", None)
+        if wakeup is not None:
+            wakeup.set()
 
     @on(DashboardUpdated)
     def show_data(self, message: DashboardUpdated) -> None:
@@ -161,7 +181,8 @@ class ConsoleApp(App[None]):
         data = message.data
         self.last_data = data
         self.dashboard.query_one(ProcessTable).show(data.processes)
-        self.dashboard.query_one(QueueTable).show(data.queues)
+        self.dashboard.query_one(QueueTable).show(data.queues, data.capacity)
+        self.dashboard.query_one(CapacityWarnings).show(data.capacity)
         self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
         self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
         if not self._stop.is_set():
@@ -392,7 +413,7 @@ class ConsoleApp(App[None]):
 
     def leave(self) -> None:
         """Stop polling and exit at once (the terminal is gone: detach, the programs go on)."""
-        self._stop.set()
+        self._stop_polling()
         self.detached = self.attachment is not None
         self.exit()
 
@@ -400,7 +421,7 @@ class ConsoleApp(App[None]):
         """Stop polling, stop every child (warm when ``wait``), then exit."""
         if self._stop.is_set():
             return
-        self._stop.set()
+        self._stop_polling()
         message = "stopping every process, tasks finishing…" if wait else "stopping now…"
         self.dashboard.query_one(StatusBar).say(Text(message, "bold yellow"))
         self._shutdown_then_exit(wait)

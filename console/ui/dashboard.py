@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log, Static
 
+from console.ui.capacity import CapacityWarnings
 from console.ui.commands import PaletteCommand
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
@@ -73,6 +74,7 @@ class DashboardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         """Status bar, four tables, the log pane, the filter box and the footer."""
         yield StatusBar(id="status")
+        yield CapacityWarnings(id="capacity")
         with Horizontal(id="top"):
             yield ProcessTable(id="processes")
             yield QueueTable(id="queues")

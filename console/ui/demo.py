@@ -6,6 +6,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from console.actions import ActionResult
+from console.broker.capacity import (
+    BrokerCapacity,
+    BrokerMemory,
+    CapacityWarning,
+    QueueCapacity,
+    memory_warnings,
+)
 from console.broker.health import BrokerHealth
 from console.cluster import TaskInfo, WorkerInfo
 from console.queuestats import QueueRow
@@ -15,7 +22,7 @@ from console.supervision import ProcessSnapshot, ProcessState
 
 NOW = 1_790_000_000.0
 URL = "redis://:***@10.0.4.12:6379/0"
-SCENARIOS = ("main", "fatal", "broker-down")
+SCENARIOS = ("main", "fatal", "broker-down", "memory-warning")
 
 
 def _process(
@@ -184,7 +191,9 @@ def demo_data(scenario: str = "main") -> DashboardData:
         queues = []
         workers = [_worker(w.hostname, 0, w.processed, w.failed, online=False) for w in workers]
         tasks = []
+    capacity = demo_capacity() if scenario == "memory-warning" else None
     return DashboardData(
+        capacity=capacity,
         broker_url=URL,
         broker=health,
         processes=tuple(processes),
@@ -195,6 +204,39 @@ def demo_data(scenario: str = "main") -> DashboardData:
         cluster_state="listening",
         events_received=845_310,
         taken_at=NOW,
+    )
+
+
+def demo_capacity() -> BrokerCapacity:
+    """A Redis at 92% of a 64 MB maxmemory under allkeys-lru, filling, with overdue work."""
+    memory = BrokerMemory(
+        used=61_800_000,
+        peak=62_400_000,
+        limit=64 * 1024 * 1024,
+        limit_source="maxmemory",
+        policy="allkeys-lru",
+        growth_per_second=21_000.0,
+        seconds_to_full=252.0,
+        evicted_keys=0,
+    )
+    queues = (
+        QueueCapacity("default", bytes=1_900, unacked=0, overdue=0),
+        QueueCapacity("events.process_event", bytes=52_300_000, unacked=4, overdue=0),
+        QueueCapacity("events.save_event", bytes=3_700_000, unacked=6, overdue=2),
+        QueueCapacity("cleanup", bytes=0, unacked=1, overdue=0),
+    )
+    overdue = CapacityWarning(
+        "unacked-overdue",
+        "2 unacked tasks are older than the visibility timeout (3600s): they will run again; "
+        "look for dead or stuck workers",
+    )
+    return BrokerCapacity(
+        memory=memory,
+        queues=queues,
+        unacked=11,
+        overdue=2,
+        visibility_timeout=3600.0,
+        warnings=(*memory_warnings(memory), overdue),
     )
 
 

@@ -19,6 +19,7 @@ SHOTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "logs": ("main", ("l",)),
     "fatal": ("fatal", ("down", "down", "down")),
     "broker-down": ("broker-down", ()),
+    "memory-warning": ("memory-warning", ()),
 }
 """Screenshot name -> (demo scenario, keys pressed before the shot)."""
 

@@ -11,6 +11,7 @@ from textual.widgets import Static
 from console.runtime import DashboardData
 from console.supervision import ProcessState
 from console.ui import format as fmt
+from console.ui.capacity import memory_rank, memory_text
 
 _FAILING = (ProcessState.BACKOFF, ProcessState.FATAL)
 _USERINFO = re.compile(r"^(?P<scheme>[a-z+]+)://[^/@]*@")
@@ -47,6 +48,11 @@ def status_parts(data: DashboardData, source: str, attachment: str | None = None
         parts.append(Part(Text(f"v{health.server_version}", "dim"), 1))
     if health.reconnects:
         parts.append(Part(Text(f"reconnects {health.reconnects}", "dim"), 1))
+    capacity = data.capacity
+    if capacity is not None and capacity.blocked:
+        parts.append(Part(Text("PUBLISHERS BLOCKED", "bold white on red"), 9))
+    if capacity is not None and capacity.memory is not None and capacity.memory.used is not None:
+        parts.append(Part(memory_text(capacity.memory), memory_rank(capacity.memory)))
     running = sum(1 for p in data.processes if p.state == ProcessState.RUNNING)
     failed = sum(1 for p in data.processes if p.state == ProcessState.FATAL)
     parts.append(Part(Text.assemble(("│ procs ", "dim"), f"{running}/{len(data.processes)}"), 6))

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.events import Resize
 
+from console.broker.capacity import BrokerCapacity
 from console.cluster import TaskInfo, WorkerInfo
 from console.queuestats import QueueRow
 from console.supervision import ProcessSnapshot, ProcessState
@@ -211,7 +212,7 @@ class ProcessTable(SyncTable):
 
 
 class QueueTable(SyncTable):
-    """Queue depth, rates, trend and time to drain."""
+    """Queue depth, rates, trend and time to drain; unacked, bytes and age when measured."""
 
     COLUMNS = (
         Column("queue", "queue"),
@@ -220,20 +221,61 @@ class QueueTable(SyncTable):
         Column("out", "out/s", narrow=False),
         Column("trend", "trend"),
         Column("drain", "drain", narrow=False),
+        Column("unacked", "unack"),
+        Column("bytes", "mem", narrow=False),
+        Column("age", "oldest", narrow=False),
     )
+    CAPACITY_KEYS = ("unacked", "bytes", "age")
+    """Columns shown only once the broker's capacity figures arrive."""
     WIDE_WIDTH = 56
     BINDINGS = [
         Binding("p", "app.purge", "purge", id="purge", tooltip="Empty the selected queue"),
     ]
 
-    def show(self, queues: Sequence[QueueRow]) -> None:
-        """Render queue rows."""
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.capacity_columns = False
+
+    def _set_columns(self, narrow: bool) -> None:
+        self.narrow = bool(narrow)
+        self._shown = tuple(
+            c
+            for c in self.COLUMNS
+            if (c.narrow or not self.narrow)
+            and (self.capacity_columns or c.key not in self.CAPACITY_KEYS)
+        )
+        self.set_columns([(column.key, column.label) for column in self._shown])
+
+    def show(self, queues: Sequence[QueueRow], capacity: BrokerCapacity | None = None) -> None:
+        """Render queue rows (with the capacity columns once capacity figures arrive)."""
+        wanted = capacity is not None and any(
+            q.unacked is not None or q.bytes is not None for q in capacity.queues
+        )
+        if wanted and not self.capacity_columns:
+            self.capacity_columns = True
+            self._set_columns(self.narrow)
         rows = []
         for q in queues:
             depth: Cell = str(q.ready) if q.exists else Text("missing", style="dim")
             drain = fmt.duration(q.drain_seconds) if q.drain_seconds is not None else "-"
-            spark = fmt.sparkline(q.history, width=8 if self.narrow else 12)
-            cells = (q.name, depth, fmt.rate(q.in_rate), fmt.rate(q.out_rate), spark, drain)
+            narrow = self.narrow or self.capacity_columns
+            spark = fmt.sparkline(q.history, width=8 if narrow else 12)
+            load = capacity.queue(q.name) if capacity is not None else None
+            unacked = q.unacked if q.unacked is not None else (load.unacked if load else None)
+            overdue = load.overdue if load else None
+            size = load.bytes if load else None
+            age = load.oldest_age if load else None
+            cells = (
+                q.name,
+                depth,
+                fmt.rate(q.in_rate),
+                fmt.rate(q.out_rate),
+                spark,
+                drain,
+                _unacked_cell(unacked, overdue),
+                fmt.size(size) if size else "-",
+                fmt.duration(age),
+            )
             sort = (
                 q.name,
                 _num(q.ready),
@@ -241,9 +283,21 @@ class QueueTable(SyncTable):
                 _num(q.out_rate),
                 _num(q.ready),
                 _num(q.drain_seconds),
+                _num(unacked),
+                _num(size),
+                _num(age),
             )
             rows.append(Row(q.name, cells, sort))
         self.show_rows(rows)
+
+
+def _unacked_cell(unacked: int | None, overdue: int | None) -> Cell:
+    """Unacked count; those past the visibility timeout in red after it ("5 2!")."""
+    if unacked is None:
+        return "-"
+    if not overdue:
+        return str(unacked)
+    return Text.assemble(str(unacked), " ", (f"{overdue}!", "bold red"))
 
 
 class TaskTable(SyncTable):

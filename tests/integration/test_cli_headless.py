@@ -15,6 +15,9 @@ import pytest
 import redis
 
 QUEUE_KEYS = {"name", "ready", "consumers", "unacked", "exists"}
+STATUS_QUEUE_KEYS = QUEUE_KEYS | {"bytes", "unacked_overdue", "oldest_age_seconds"}
+BROKER_KEYS = {"url", "source", "state", "reason", "rtt_ms", "server_version"}
+CAPACITY_KEYS = {"memory", "blocked", "unacked", "unacked_overdue", "warnings", "notes"}
 
 
 @pytest.fixture
@@ -77,13 +80,13 @@ def test_status_json_has_the_documented_shape(
     report = json.loads(result.stdout)
     assert set(report) == {"broker", "console", "queues", "workers"}
     broker = report["broker"]
-    assert set(broker) == {"url", "source", "state", "reason", "rtt_ms", "server_version"}
+    assert set(broker) == BROKER_KEYS | CAPACITY_KEYS
     assert broker["state"] == "connected" and broker["source"] == "--broker"
     assert broker["reason"] is None and broker["rtt_ms"] >= 0
     log_file = str(state_dir / "console.log")
     console = {"running": False, "pid": None, "processes": [], "errors": {}, "log_file": log_file}
     assert report["console"] == console
-    assert all(set(q) == QUEUE_KEYS for q in report["queues"])
+    assert all(set(q) == STATUS_QUEUE_KEYS for q in report["queues"])
     depths = {q["name"]: q["ready"] for q in report["queues"]}
     assert depths[f"events.save_event-{unique}"] == 3
     assert report["workers"] == []
