@@ -127,11 +127,11 @@ class RequestHandlers:
         name = str(message["name"])
         count = int(message.get("lines") or 10)
         try:
-            lines = self.runtime.output(name, self.server.settings.log_lines)
+            cursor, lines = self.runtime.supervisor.output_since(name)
         except KeyError:
             return {"type": "error", "message": f"no program named {name!r}"}
         if message.get("follow"):
-            self.server.follow(conn, name, lines)
+            self.server.follow(conn, name, cursor)
         return {"type": "output", "lines": lines[-count:] if count else []}
 
     # writes -------------------------------------------------------------------------------

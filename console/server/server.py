@@ -32,7 +32,6 @@ from console.server.protocol import (
     encode,
     socket_path,
 )
-from console.server.tail import appended
 
 log = logging.getLogger("sentry_console.server")
 
@@ -370,22 +369,18 @@ class SupervisorServer:
             conn.send({"type": "bye", "message": self.stop_reason})
             conn.finish()
 
-    def follow(self, conn: Connection, name: str, lines: list[str]) -> None:
+    def follow(self, conn: Connection, name: str, cursor: tuple[int, int]) -> None:
         """Push a program's new output lines to a client until it goes away."""
 
         def run() -> None:
-            previous = lines
+            at = cursor
             while not conn.closed.wait(FOLLOW_EVERY):
                 try:
-                    current = self.runtime.output(name, self.settings.log_lines)
+                    at, lines = self.runtime.supervisor.output_since(name, at)
                 except KeyError:
                     conn.send({"type": "end", "message": f"{name} is gone"})
                     return
-                more = appended(previous, current)
-                if more is None:  # the buffer moved on further than we saw: resend its tail
-                    more = current[-50:]
-                for line in more:
+                for line in lines:
                     conn.send({"type": "line", "line": line})
-                previous = current
 
         threading.Thread(target=run, name=f"follow-{name}", daemon=True).start()

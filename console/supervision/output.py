@@ -81,6 +81,13 @@ class OutputBuffer:
             except OSError:
                 self._logfile = None  # a full or vanished disk must not stop the draining
 
+    def since(self, mark: int) -> tuple[int, list[str]]:
+        """Lines fed after the first ``mark`` (as many as are still kept), and the new mark."""
+        with self._lock:
+            count = min(max(self.written - mark, 0), len(self._lines))
+            start = len(self._lines) - count
+            return self.written, [self._lines[i] for i in range(start, len(self._lines))]
+
     def lines(self, last: int | None = None) -> list[str]:
         """A copy of the buffered lines, or of the last ``last`` of them."""
         with self._lock:

@@ -208,6 +208,18 @@ class Supervisor:
             raise KeyError(f"no program named {name!r}")
         return buffer.lines(last)
 
+    def output_since(
+        self, name: str, cursor: tuple[int, int] | None = None
+    ) -> tuple[tuple[int, int], list[str]]:
+        """Lines written after ``cursor`` (all kept lines for None, or after a restart that
+        replaced the process and so its output), and the cursor to pass next time."""
+        buffer = self._buffers.get(name)
+        if buffer is None:
+            raise KeyError(f"no program named {name!r}")
+        mark = cursor[1] if cursor is not None and cursor[0] == id(buffer) else 0
+        written, lines = buffer.since(mark)
+        return (id(buffer), written), lines
+
     def output_mark(self, name: str) -> int:
         """How many lines the program has written so far (changes whenever its output does)."""
         buffer = self._buffers.get(name)
@@ -328,6 +340,7 @@ class Supervisor:
             swapped = {old: new, new: old}
             runners = [swapped.get(r, r) for r in self._programs.values()]
             self._programs = {r.name: r for r in runners}
+            self._buffers = {r.name: r.buffer for r in runners}  # output follows the name too
             old.removing = True
             old.stop(self._clock())
             self._changed.notify_all()

@@ -18,8 +18,18 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from console.cluster import TaskInfo
-from console.server.tail import appended
 from console.ui import format as fmt
+
+
+def appended(previous: Sequence[str], current: Sequence[str]) -> list[str] | None:
+    """Lines of ``current`` that follow ``previous``'s tail, or None when they do not line up."""
+    if not previous:
+        return None if current else []
+    tail = list(previous[-3:])
+    for end in range(len(current), len(tail) - 1, -1):
+        if list(current[end - len(tail) : end]) == tail:
+            return list(current[end:])
+    return None
 
 
 def _when(stamp: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -116,10 +117,11 @@ def serve(
     try:
         yield served
     finally:
-        served.seen.update(descendants(proc.pid))
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        for started in {proc, served.proc}:  # a test may have started another in its place
+            served.seen.update(descendants(started.pid))
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(started.pid, signal.SIGKILL)
+            started.wait(10)
         for pid in served.seen:
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
@@ -164,12 +166,14 @@ def test_ctl_drives_a_served_console_and_shutdown_stops_it_warm(
         try:
             wait_until(lambda: served.clients() >= 2, 30, "the follower attached")  # + this one
             served.ctl("restart", "worker-1")  # the new worker prints its banner: followed live
-            banner = "worker-1@"
-            wait_until(lambda: any(banner in line for line in lines), 60, "followed output")
+            # The replacement starts beside the old worker, on the slot's other node name.
+            banner = re.compile(r"worker-1(-b)?@")
+            wait_until(lambda: any(banner.search(line) for line in lines), 60, "followed output")
         finally:
             follower.kill()  # a client's death touches no program
             follower.wait(10)
-        assert set(served.states()) == {"worker-1", "worker-2"}
+        both = {"worker-1", "worker-2"}  # the replaced worker-1~old gone after its warm stop
+        wait_until(lambda: set(served.states()) == both, 60, "the old worker-1 gone", step=0.3)
 
         for args, code, words in (
             (("restart", "nothing"), 1, "no program or group"),
@@ -332,3 +336,44 @@ def test_a_lost_terminal_only_detaches_and_the_next_tui_attaches(
             for pid in served.seen:
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(pid).kill()
+
+
+def test_sigterm_of_the_server_stops_warm_and_the_next_server_loses_nothing(
+    redis_url: str, state_dir: Path, unique: str
+) -> None:
+    from console.eventgen import send_events
+    from tests.chaos_support.helpers import store_count
+    from workers.app import make_app
+
+    total = 1200
+    store = state_dir / "events.sqlite3"
+    with serve(redis_url, state_dir, unique, workers=2) as served:
+        served.wait_running({"worker-1", "worker-2"})
+        app = make_app(served.env)
+        sender = threading.Thread(
+            target=send_events, args=(app, "workers.process_event", total), kwargs={"rate": 500}
+        )
+        sender.start()
+        try:
+            wait_until(lambda: store_count(store) >= 150, 60, "events flowing into the store")
+            found = descendants(served.proc.pid)
+            served.proc.send_signal(signal.SIGTERM)  # systemd's stop: warm, tasks finish
+            assert served.proc.wait(90) == 0
+            assert wait_gone(found, 3.0) == []
+        finally:
+            sender.join(120)
+        stored_at_stop = store_count(store)
+        assert stored_at_stop < total, "the stop came too late to prove anything"
+
+        served.proc = subprocess.Popen(
+            [sys.executable, "-m", "console", "serve"],
+            env=served.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            start_new_session=True,
+            text=True,
+        )
+        wait_until(lambda: store_count(store) >= total, 180, f"{total} rows", step=0.5)
+        assert store_count(store) == total
+        print(f"{stored_at_stop} rows at the stop, {total} after the next server")

@@ -65,6 +65,8 @@ def test_the_old_process_stops_only_after_the_replacement_is_ready() -> None:
     states = {s.name: s.state for s in sup.snapshot()}
     assert states == {"worker-1": ProcessState.RUNNING, "worker-1~new": ProcessState.RUNNING}
     assert old.signals == []  # both run side by side while the new one is not ready
+    sup._buffers["worker-1"].feed_lines(["old process"])
+    sup._buffers["worker-1~new"].feed_lines(["new process"])
     gate.set()
     run.finish()
     assert run.error is None
@@ -74,6 +76,7 @@ def test_the_old_process_stops_only_after_the_replacement_is_ready() -> None:
     snap = sup.snapshot()[0]
     assert snap.pid == new.pid and snap.state is ProcessState.RUNNING and snap.restarts == 1
     assert sup.group_members("worker") == ["worker-1"]
+    assert sup.output("worker-1") == ["new process"]  # the output follows the name
 
 
 def test_a_failed_replacement_leaves_the_old_process_running() -> None:
