@@ -24,6 +24,7 @@ from console.runtime import DashboardData
 from console.settings import Settings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands
+from console.ui.follow import PollFailed, followed, safe_output
 from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
@@ -109,6 +110,7 @@ class ConsoleApp(App[None]):
         self._stop = threading.Event()
         self._log_lines: list[str] = []
         self._log_name: str | None = None
+        self._poll_error: str | None = None
         self.last_data: DashboardData | None = None
         self.detached = False
         self.read_only = bool(getattr(source, "read_only", False))
@@ -120,6 +122,10 @@ class ConsoleApp(App[None]):
         # even when the terminal is gone and this loop is stuck writing to it.
         self.loop = asyncio.get_running_loop()
         self.poll_loop()
+
+    def on_unmount(self) -> None:
+        """However the app ends, the poll thread ends with it (it would keep the process alive)."""
+        self._stop.set()
 
     def get_default_screen(self) -> DashboardScreen:
         """The main screen."""
@@ -142,22 +148,37 @@ class ConsoleApp(App[None]):
         """Poll the engine on a steady cadence, one poll at a time, off the UI thread."""
         interval = self.source.settings.refresh_interval
         began = time.monotonic()
+        order: list[str] = []
         while not self._stop.is_set():
             started = time.monotonic()
-            data = self.source.poll()
-            name = self._selected
-            if name is None and data.processes:
-                name = data.processes[0].name
-            lines = self.source.output(name, LOG_TAIL) if name else []
-            self.post_message(DashboardUpdated(data, name, lines))
+            try:
+                data = self.source.poll()
+            except Exception as exc:
+                if getattr(exc, "ends_session", False):
+                    raise
+                self.post_message(PollFailed(f"{type(exc).__name__}: {exc}"))
+            else:
+                names = [p.name for p in data.processes]
+                name = followed(self._selected, order, names)
+                order = names
+                lines = safe_output(self.source.output, name, LOG_TAIL) if name else []
+                self.post_message(DashboardUpdated(data, name, lines))
             if not self.live:
                 return
             wait = interval if started - began >= STARTUP_WINDOW else min(interval, STARTUP_POLL)
             self._stop.wait(max(wait - (time.monotonic() - started), 0.05))
 
+    @on(PollFailed)
+    def poll_failed(self, message: PollFailed) -> None:
+        """Say once that polls fail (the next success clears it); the refresh goes on."""
+        if message.error != self._poll_error:
+            self._poll_error = message.error
+            self.notify(f"refresh failed: {message.error}", severity="error", timeout=8)
+
     @on(DashboardUpdated)
     def show_data(self, message: DashboardUpdated) -> None:
         """Put a poll result on the screen."""
+        self._poll_error = None
         data = message.data
         self.last_data = data
         self.dashboard.query_one(ProcessTable).show(data.processes)
@@ -189,7 +210,8 @@ class ConsoleApp(App[None]):
         """The log pane follows the highlighted process."""
         self._selected = event.key
         if self._selected and self._selected != self._log_name:
-            self._show_log(self._selected, self.source.output(self._selected, LOG_TAIL))
+            lines = safe_output(self.source.output, self._selected, LOG_TAIL)
+            self._show_log(self._selected, lines)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Failures of background work become a visible message instead of a crash."""
@@ -286,7 +308,7 @@ class ConsoleApp(App[None]):
         lines = self.source.settings.log_lines
         screen = LogScreen(
             name,
-            lambda: self.source.output(name, lines),
+            lambda: safe_output(self.source.output, name, lines),
             self.source.settings.refresh_interval,
             live=self.live,
         )
@@ -375,9 +397,20 @@ class ConsoleApp(App[None]):
             return
         self._run_action(lambda: self.source.pool(hostname, delta))
 
+    async def action_quit(self) -> None:
+        """ctrl+q and the palette's Quit: the same graceful way out as ``q``."""
+        self.action_quit_console()
+
+    def action_help_quit(self) -> None:
+        """ctrl+c detaches (the programs go on, as after SIGINT); with no server it quits."""
+        if self.attachment is not None:
+            self.action_detach()
+        else:
+            self.action_quit_console()
+
     def action_quit_console(self) -> None:
         """Stop every child gracefully, then leave (asking first when tasks are running)."""
-        if self._stop.is_set():
+        if self._stop.is_set() or isinstance(self.screen, QuitScreen):
             return
         running = len(self.last_data.active_tasks) if self.last_data else 0
         if not running:

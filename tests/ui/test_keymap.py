@@ -49,7 +49,7 @@ async def test_remapped_keys_act_and_the_old_ones_do_not() -> None:
         await pilot.press("ctrl+r", "f5", "a")
         await until(pilot, lambda: len(source.actions) >= 3, "three remapped actions")
         assert "restarting worker-1" in source.actions
-        assert {"rolling restart", "scaling +1"} <= set(source.actions)
+        assert {"rolling restart", "worker: scaling +1"} <= set(source.actions)
 
 
 async def test_help_lists_the_keys_in_force() -> None:
