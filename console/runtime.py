@@ -322,12 +322,15 @@ class ConsoleRuntime:
     def pool(self, hostname: str, delta: int) -> ActionResult:
         """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
         from console.cluster import RemoteControlError
+        from console.cluster.control import PoolLimit
 
         try:
             if delta > 0:
                 self.control.pool_grow(hostname, delta)
             else:
                 self.control.pool_shrink(hostname, -delta)
+        except PoolLimit as exc:
+            return ActionResult.refused(str(exc))
         except RemoteControlError as exc:
             return ActionResult.failed(f"{hostname}: {exc}")
         verb = "grown" if delta > 0 else "shrunk"
