@@ -24,6 +24,7 @@ from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.consolelog import audited, log_path, setup_console_log
+from console.ownworkers import OwnWorkers
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
 from console.serialised import holding
@@ -68,16 +69,21 @@ def worker_node_name(group: WorkerGroup, n: int) -> str:
     return celery_node_name(group.node_name(n))
 
 
-def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
-    """Celery node names of the worker programs this console supervises right now."""
+def local_nodes(settings: Settings, processes: Iterable[ProcessSnapshot]) -> dict[str, bool]:
+    """Celery node names of the worker programs this console supervises now: alive or not."""
     groups = {g.name: g for g in settings.worker_groups}
-    names = set()
+    names = {}
     for process in processes:
         group = groups.get(process.group or "")
         number = process.name.rpartition("-")[2]
         if group is not None and number.isdigit():
-            names.add(worker_node_name(group, int(number)))
+            names[worker_node_name(group, int(number))] = process.pid is not None
     return names
+
+
+def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
+    """Celery node names of the worker programs this console supervises right now."""
+    return set(local_nodes(settings, processes))
 
 
 def remote_worker_names(
@@ -115,6 +121,7 @@ class ConsoleRuntime:
         self._counts = {g.name: g.processes for g in settings.worker_groups}
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
+        self._own = OwnWorkers()  # used under _poll_lock
         self._scale_lock = threading.Lock()
         self.log_file = log_path(settings.state_dir)
         self._status_key: tuple[object, ...] = ()
@@ -163,13 +170,15 @@ class ConsoleRuntime:
                 if was == "down":
                     self.monitor.broker_back()
                 rows = self._poll_queues(cluster)
+            nodes = local_nodes(self.settings, processes)
+            workers = self._own.view(nodes, cluster.workers)
             data = DashboardData(
                 broker_url=self.settings.redacted_broker_url,
                 broker=health,
                 processes=processes,
                 queues=rows,
-                workers=tuple(cluster.workers),
-                remote_workers=remote_worker_names(self.settings, processes, cluster.workers),
+                workers=tuple(workers),
+                remote_workers=remote_worker_names(self.settings, processes, workers),
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
