@@ -58,6 +58,8 @@ class ProgramRunner:
         self.laststart: float | None = None
         self.started_wall: float | None = None
         self.spawns = 0
+        self.restarts = 0  # spawns that restarted it: automatic, retries, `restart` (not stop+start)
+        self.restart_counts = False  # the pending start is an operator's restart
         self.backoff = 0
         self.delay = 0.0  # next start attempt (BACKOFF) or SIGKILL time (STOPPING)
         self.restart_at: float | None = None  # pending automatic restart after an exit (EXITED)
@@ -118,6 +120,7 @@ class ProgramRunner:
         """Send the stop signal (STOPPING), or settle at once when nothing runs."""
         self.want_start = False
         self.restart_after_stop = False
+        self.restart_counts = False
         self.restart_at = None
         if self.state in (ProcessState.STARTING, ProcessState.RUNNING) and self.process:
             self.state = ProcessState.STOPPING
@@ -131,7 +134,7 @@ class ProgramRunner:
         """Stop if running, then start again once stopped."""
         if self.state in (ProcessState.STARTING, ProcessState.RUNNING, ProcessState.STOPPING):
             self.stop(now)
-            self.restart_after_stop = not self.removing
+            self.restart_after_stop = self.restart_counts = not self.removing
         else:
             self.start()
 
@@ -155,12 +158,12 @@ class ProgramRunner:
                 if state is not ProcessState.STOPPING:
                     self.backoff = 0
                     self.quick_exits = 0
-                    self._spawn(now)
+                    self._spawn(now, restart=self.restart_counts)
             elif state is ProcessState.EXITED and self.restart_at is not None:
                 if now >= self.restart_at:
-                    self._spawn(now)
+                    self._spawn(now, restart=True)
             elif state is ProcessState.BACKOFF and now >= self.delay:
-                self._spawn(now)
+                self._spawn(now, restart=True)
         state = self.state
         if state is ProcessState.STARTING and self.laststart is not None:
             if now - self.laststart >= self.config.startsecs:
@@ -170,10 +173,12 @@ class ProgramRunner:
             self.message = f"stop timed out after {self.config.stopwaitsecs:g}s: SIGKILL sent"
             self.kill()
 
-    def _spawn(self, now: float) -> None:
-        self.want_start = False
+    def _spawn(self, now: float, *, restart: bool = False) -> None:
+        self.want_start = self.restart_counts = False
         self.restart_at = None
         self.message = ""
+        if restart:
+            self.restarts += 1
         try:
             process = self._spawner.spawn(self.config)
         except OSError as exc:
@@ -245,7 +250,7 @@ class ProgramRunner:
             pgid=self.pgid if live else None,
             started_at=self.started_wall if live else None,
             uptime=uptime,
-            restarts=max(self.spawns - 1, 0),
+            restarts=self.restarts,
             exitstatus=self.exitstatus,
             backoff_remaining=remaining,
             cpu_percent=self.cpu_percent if live else None,
