@@ -58,7 +58,7 @@ class ProgramRunner:
         self.laststart: float | None = None
         self.started_wall: float | None = None
         self.spawns = 0
-        self.restarts = 0  # spawns that restarted it: automatic, retries, `restart` (not stop+start)
+        self.restarts = 0  # automatic restarts, retries and `restart`; never a stop then start
         self.restart_counts = False  # the pending start is an operator's restart
         self.backoff = 0
         self.delay = 0.0  # next start attempt (BACKOFF) or SIGKILL time (STOPPING)
