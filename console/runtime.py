@@ -306,7 +306,14 @@ class ConsoleRuntime:
     def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
         """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
         from console.cluster import RemoteControlError
+        from console.cluster.models import FINISHED_STATES
 
+        known = self.monitor.task(uuid)
+        if known is not None and known.state in FINISHED_STATES:
+            if known.state == "REVOKED":
+                return ActionResult.refused(f"task {uuid[:8]} is already revoked")
+            state = known.state.lower()
+            return ActionResult.refused(f"task {uuid[:8]} has already finished ({state})")
         try:
             self.control.revoke(uuid, terminate=terminate)
         except RemoteControlError as exc:
