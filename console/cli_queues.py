@@ -115,7 +115,10 @@ def _workers(app: Celery) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (see README for the shape).")
 @click.pass_obj
 def status(obj: Any, as_json: bool) -> None:
-    """Broker, queues, workers and a running console's processes; exit 1 when the broker is down."""
+    """Broker, queues, workers and a running console's processes.
+
+    Exit 1 when the broker is down, else 2 when a supervised program is FATAL, else 0.
+    """
     with obj.broker() as settings:
         assert settings.broker is not None
         probe = BrokerHealthProbe(settings.broker)
@@ -133,6 +136,7 @@ def status(obj: Any, as_json: bool) -> None:
             workers = _workers(app)
     console_pid = ConsoleLock.held_by_other(settings.state_dir)
     snapshot = read_status(settings.state_dir) if console_pid else None
+    processes: list[dict[str, Any]] = (snapshot or {}).get("processes", [])
     report = {
         "broker": {
             "url": settings.redacted_broker_url,
@@ -145,7 +149,7 @@ def status(obj: Any, as_json: bool) -> None:
         "console": {
             "running": console_pid is not None,
             "pid": console_pid,
-            "processes": (snapshot or {}).get("processes", []),
+            "processes": processes,
             "errors": (snapshot or {}).get("errors", {}),
             "log_file": str(log_path(settings.state_dir)),
         },
@@ -160,6 +164,11 @@ def status(obj: Any, as_json: bool) -> None:
         url = settings.redacted_broker_url
         click.echo(f"error: broker {url} is {health.state}: {health.reason}", err=True)
         sys.exit(1)
+    fatal = [p for p in processes if p.get("state") == "FATAL"]
+    for p in fatal:
+        click.echo(f"error: {p['name']} is FATAL: {p.get('reason') or 'see its output'}", err=True)
+    if fatal:
+        sys.exit(2)
 
 
 def _print_status(report: dict[str, Any]) -> None:
@@ -171,7 +180,8 @@ def _print_status(report: dict[str, Any]) -> None:
     c = report["console"]
     click.echo(f"console   {'running, pid ' + str(c['pid']) if c['running'] else 'not running'}")
     for p in c["processes"]:
-        click.echo(f"  {p['name']:<16} {p['state']:<9} pid {p['pid']}  restarts {p['restarts']}")
+        line = f"  {p['name']:<16} {p['state']:<9} pid {p['pid']}  restarts {p['restarts']}"
+        click.echo(line + (f"  ({p['reason']})" if p.get("reason") else ""))
     for q in report["queues"]:
         click.echo(f"queue     {q['name']:<28} {q['ready'] if q['exists'] else 'missing'}")
     for w in report["workers"]:

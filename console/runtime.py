@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -363,10 +364,27 @@ def process_json(p: ProcessSnapshot) -> dict[str, Any]:
     """A process snapshot in the documented ``status --json`` shape."""
     data = asdict(p)
     data["state"] = str(p.state)
-    return {
+    shown = {
         k: data.get(k)
         for k in ("name", "group", "state", "pid", "uptime", "restarts", "cpu_percent", "rss_bytes")
     }
+    shown["last_exit"] = exit_json(p.exitstatus, p.exited_at)
+    shown["reason"] = p.description if p.state is ProcessState.FATAL else None
+    return shown
+
+
+def exit_json(status: int | None, at: float | None) -> dict[str, Any] | None:
+    """A last exit as ``{"code", "signal", "at"}``: a code, or a signal's name, and when."""
+    if status is None and at is None:
+        return None
+    code = status if status is not None and status >= 0 else None
+    signame = None
+    if status is not None and status < 0:
+        try:
+            signame = signal.Signals(-status).name
+        except ValueError:
+            signame = f"signal {-status}"
+    return {"code": code, "signal": signame, "at": at}
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:

@@ -82,6 +82,8 @@ class ProcessSnapshot:
     cpu_percent: float | None
     rss_bytes: int | None
     description: str
+    exited_at: float | None = None
+    """Wall-clock time of the last exit (``exitstatus`` says how), None before any exit."""
 
 
 def format_uptime(seconds: float) -> str:

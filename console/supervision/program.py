@@ -65,6 +65,7 @@ class ProgramRunner:
         self.restart_at: float | None = None  # pending automatic restart after an exit (EXITED)
         self.quick_exits = 0
         self.exitstatus: int | None = None
+        self.exited_wall: float | None = None
         self.message = ""
         self.killed = False
         self.want_start = autostart
@@ -209,6 +210,7 @@ class ProgramRunner:
     def _finish(self, status: int, now: float) -> None:
         log.info("%s: exited: %s", self.name, format_exitstatus(status))
         self.process = None
+        self.exited_wall = time.time()
         self.cpu_percent = self.rss_bytes = None
         ran = now - (self.laststart if self.laststart is not None else now)
         if self.state is ProcessState.STOPPING:
@@ -218,6 +220,7 @@ class ProgramRunner:
                 self.restart_after_stop = False
                 self.want_start = True
         elif self.state is ProcessState.STARTING and ran < self.config.startsecs:
+            self.exitstatus = status
             self._failed_start(now, TOO_QUICK)
         else:
             self.exitstatus = status
@@ -256,6 +259,7 @@ class ProgramRunner:
             cpu_percent=self.cpu_percent if live else None,
             rss_bytes=self.rss_bytes if live else None,
             description=self._describe(pid, uptime, remaining),
+            exited_at=self.exited_wall,
         )
 
     def _describe(self, pid: int | None, uptime: float | None, remaining: float | None) -> str:
