@@ -106,8 +106,14 @@ def queues_purge(obj: Any, force: bool, queue: str) -> None:
 
 def _workers(app: Celery) -> list[dict[str, Any]]:
     from console.cluster import RemoteControl
+    from console.cluster.tidy import leave_as_found
 
-    replies = RemoteControl(app, timeout=1.0).ping()
+    with leave_as_found(app):
+        control = RemoteControl(app, timeout=1.0)
+        try:
+            replies = control.ping()
+        finally:
+            control.close()
     return [{"hostname": h, "online": ok} for h, ok in sorted(replies.items())]
 
 
