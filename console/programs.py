@@ -7,6 +7,7 @@ import shutil
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProgramConfig
@@ -42,6 +43,17 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def program_log(settings: Settings, name: str) -> dict[str, Any]:
+    """The log file options of program ``name``: ``state_dir/logs/NAME.log``, or none when off."""
+    if settings.program_log_bytes <= 0:
+        return {}
+    return {
+        "logfile": settings.state_dir / "logs" / f"{name}.log",
+        "logfile_maxbytes": settings.program_log_bytes,
+        "logfile_backups": settings.program_log_backups,
+    }
+
+
 def worker_program(settings: Settings, group: WorkerGroup, n: int) -> ProgramConfig:
     """Process number ``n`` (1-based) of a worker group."""
     command = [*console_command(), "--app", settings.app, "run", "worker"]
@@ -64,6 +76,7 @@ def worker_program(settings: Settings, group: WorkerGroup, n: int) -> ProgramCon
         stopasgroup=False,
         killasgroup=True,
         log_lines=settings.log_lines,
+        **program_log(settings, f"{group.name}-{n}"),
     )
 
 
@@ -77,6 +90,7 @@ def cron_program(settings: Settings) -> ProgramConfig:
         env=child_env(settings),
         startsecs=CELERY_STARTSECS,
         log_lines=settings.log_lines,
+        **program_log(settings, CRON),
     )
 
 

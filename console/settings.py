@@ -22,6 +22,11 @@ Settings read from ``SENTRY_CONF``:
     Seconds an offline worker stays listed (marked offline) before it is dropped (default 300).
 ``CONSOLE_KEYMAP``
     Keys by binding id, replacing the defaults, e.g. ``{"restart": "ctrl+r", "rolling": "R,f5"}``.
+``CONSOLE_PROGRAM_LOG_BYTES``
+    Size at which each program's log file (``logs/NAME.log`` in the state directory) rotates
+    (default 10 MiB); 0 writes no log files.
+``CONSOLE_PROGRAM_LOG_BACKUPS``
+    Rotated program log files kept (``NAME.log.1`` ...; default 3).
 """
 
 from __future__ import annotations
@@ -95,6 +100,10 @@ class Settings:
     """Seconds an offline worker stays listed before it is dropped."""
     keymap: tuple[tuple[str, str], ...] = ()
     """(binding id, keys) pairs replacing default keys; the UI checks ids and clashes."""
+    program_log_bytes: int = 10 * 1024 * 1024
+    """Rotation size of each program's log file in ``state_dir/logs``; 0 writes none."""
+    program_log_backups: int = 3
+    """Rotated program log files kept."""
 
     @property
     def redacted_broker_url(self) -> str:
@@ -235,6 +244,15 @@ def resolve_settings(
         kwargs["state_dir"] = state_dir
     if "CONSOLE_KEYMAP" in conf:
         kwargs["keymap"] = _keymap(conf["CONSOLE_KEYMAP"])
+    for key, name in (
+        ("CONSOLE_PROGRAM_LOG_BYTES", "program_log_bytes"),
+        ("CONSOLE_PROGRAM_LOG_BACKUPS", "program_log_backups"),
+    ):
+        if key in conf:
+            value = conf[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SettingsError(f"SENTRY_CONF: {key} must be a whole number, 0 or more")
+            kwargs[name] = value
     try:
         return Settings(**kwargs)
     except TypeError as exc:

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 COALESCE_SECONDS = 0.01
 """Pause between a pipe becoming readable and reading it (batches small writes)."""
@@ -27,9 +28,14 @@ class RotatingLogFile:
         self._path = path
         self._maxbytes = maxbytes
         self._backups = backups
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(path, "ab")  # noqa: SIM115 - kept open across writes
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._handle = self._open("ab")
         self._size = self._handle.tell()
+
+    def _open(self, mode: str) -> IO[bytes]:
+        # Owner only: a program's output may hold what its owner alone should read.
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+        return os.fdopen(os.open(self._path, flags | os.O_CLOEXEC, 0o600), mode)
 
     def write(self, data: bytes) -> None:
         """Append ``data``, rotating first when it would pass the size limit."""
@@ -47,9 +53,9 @@ class RotatingLogFile:
                 if older.exists():
                     os.replace(older, self._path.with_name(f"{self._path.name}.{index + 1}"))
             os.replace(self._path, self._path.with_name(f"{self._path.name}.1"))
-            self._handle = open(self._path, "ab")  # noqa: SIM115
+            self._handle = self._open("ab")
         else:
-            self._handle = open(self._path, "wb")  # noqa: SIM115
+            self._handle = self._open("wb")
         self._size = 0
 
     def close(self) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections import deque
 
 from console.supervision.model import (
+    EXIT_HISTORY,
+    ExitRecord,
     ProcessSnapshot,
     ProcessState,
     ProgramConfig,
@@ -66,6 +69,7 @@ class ProgramRunner:
         self.quick_exits = 0
         self.exitstatus: int | None = None
         self.exited_wall: float | None = None
+        self.exits: deque[ExitRecord] = deque(maxlen=EXIT_HISTORY)
         self.message = ""
         self.killed = False
         self.want_start = autostart
@@ -213,6 +217,7 @@ class ProgramRunner:
         self.exited_wall = time.time()
         self.cpu_percent = self.rss_bytes = None
         ran = now - (self.laststart if self.laststart is not None else now)
+        self._record_exit(status, ran)
         if self.state is ProcessState.STOPPING:
             self.exitstatus = status
             self.state = ProcessState.STOPPED
@@ -231,6 +236,18 @@ class ProgramRunner:
             self.message = "" if expected else f"Bad exit code ({format_exitstatus(status)})"
             if autorestart is True or (autorestart == "unexpected" and not expected):
                 self.restart_at = now + restart_delay(self.quick_exits)
+
+    def _record_exit(self, status: int, ran: float) -> None:
+        """Keep the exit, and mark it in the output (pane and log file) between two runs."""
+        stopping = self.state is ProcessState.STOPPING
+        expected = (stopping and not self.killed) or status in self.config.exitcodes
+        record = ExitRecord(time.time(), status, ran, expected)
+        self.exits.append(record)
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.at))
+        how = "stopped" if stopping and not self.killed else record.cause
+        line = f"---- {when} {self.name}: {how} after {ran:.0f}s ({format_exitstatus(status)}) ----"
+        self.buffer.write_log(f"{line}\n".encode())
+        self.buffer.feed_lines([line])
 
     # -- views ----------------------------------------------------------------------------
 
@@ -260,6 +277,7 @@ class ProgramRunner:
             rss_bytes=self.rss_bytes if live else None,
             description=self._describe(pid, uptime, remaining),
             exited_at=self.exited_wall,
+            exits=tuple(self.exits),
         )
 
     def _describe(self, pid: int | None, uptime: float | None, remaining: float | None) -> str:
