@@ -28,6 +28,7 @@ from console.ui.follow import PollFailed, followed, safe_output
 from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
+from console.ui.process_detail import ProcessDetailScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
 from console.ui.statusbar import StatusBar
 from console.ui.tables import ProcessTable, QueueTable, TaskTable, WorkerTable
@@ -322,6 +323,14 @@ class ConsoleApp(App[None]):
         if self.attachment is None:
             sections = [(w, [b for b in keys if b.id != "detach"]) for w, keys in sections]
         self.push_screen(HelpScreen(sections))
+
+    @on(LiveTable.RowSelected, "#processes")
+    def action_process_detail(self) -> None:
+        """Show the selected process's state and last exits (enter, or a click on its row)."""
+        name, data = self._selected_process(), self.last_data
+        process = next((p for p in data.processes if p.name == name), None) if data else None
+        if process is not None:
+            self.push_screen(ProcessDetailScreen(process, data.taken_at if data else None))
 
     @on(LiveTable.RowSelected, "#tasks")
     def task_selected(self) -> None:

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Input, Log, Static
 from console.ui.commands import PaletteCommand
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
+from console.ui.process_detail import ProcessDetailScreen
 from console.ui.screens import LogScreen, TaskDetailScreen
 from console.ui.statusbar import StatusBar
 from console.ui.tables import ProcessTable, QueueTable, SyncTable, TaskTable, WorkerTable
@@ -164,6 +165,7 @@ def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
         ("any table", cursor),
         ("filter box", _own(FilterInput.BINDINGS)),
         ("task detail", _own(TaskDetailScreen.BINDINGS)),
+        ("process detail", _own(ProcessDetailScreen.BINDINGS)),
         ("logs", _own(LogScreen.BINDINGS)),
         ("quit dialog", _own(QuitScreen.BINDINGS)),
         ("confirm dialog", _own(ConfirmScreen.BINDINGS)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from console.queuestats import QueueRow
 from console.supervision import ProcessSnapshot, ProcessState
 from console.ui import format as fmt
 from console.ui.livetable import Cell, LiveTable
+from console.ui.process_detail import last_exit_note
 
 SortValue = str | float
 
@@ -172,16 +174,27 @@ class ProcessTable(SyncTable):
     BINDINGS = [
         Binding("r", "app.restart", "restart", id="restart", tooltip="Restart the process"),
         Binding("s", "app.toggle_selected", "stop/start", id="toggle", tooltip="Stop or start it"),
+        Binding(
+            "enter",
+            "app.process_detail",
+            "detail",
+            id="process_detail",
+            tooltip="Process detail: its last exits",
+            show=False,
+        ),
     ]
     WIDE_WIDTH = 50
 
     def show(self, processes: Sequence[ProcessSnapshot]) -> None:
         """Render process snapshots."""
         rows = []
+        now = time.time()
         for p in processes:
             state = Text(str(p.state), style=STATE_STYLE.get(p.state, ""))
             # A running program's description only repeats pid and uptime, ticking every second.
             info = "" if p.state == ProcessState.RUNNING else p.description
+            if p.state in (ProcessState.RUNNING, ProcessState.STARTING):
+                info = last_exit_note(p, now) or info
             if p.state == ProcessState.BACKOFF and p.backoff_remaining is not None:
                 info = f"retry in {p.backoff_remaining:.0f}s"
             cells = (
