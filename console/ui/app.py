@@ -197,7 +197,10 @@ class ConsoleApp(App[None]):
         if name != self._log_name:
             title = Text(f"output of {name or '-'} (l: full screen)")
             if self.attachment:
-                title.append(f"   {self.attachment} (d: detach)", "cyan")
+                attached = f"   {self.attachment} (d: detach)"
+                if title.cell_len + len(attached) > self.size.width - 2:  # never cut: say less
+                    attached = "   attached (d: detach)"
+                title.append(attached, "cyan")
             self.dashboard.query_one("#logtitle", Static).update(title)
         self._log_name, self._log_lines = name, lines
         if more is None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.events import Resize
@@ -14,7 +16,7 @@ from console.cluster import TaskInfo, WorkerInfo
 from console.queuestats import QueueRow
 from console.supervision import ProcessSnapshot, ProcessState
 from console.ui import format as fmt
-from console.ui.livetable import Cell, LiveTable
+from console.ui.livetable import PAD, Cell, LiveTable
 from console.ui.process_detail import last_exit_note
 
 SortValue = str | float
@@ -53,11 +55,15 @@ def _plain(cell: Cell) -> str:
 
 
 class SyncTable(LiveTable):
-    """A LiveTable fed whole row lists, shown filtered and sorted; narrow widths drop columns."""
+    """A LiveTable fed whole row lists, shown filtered and sorted.
+
+    The columns marked ``narrow`` always show; each other one shows when it fits whole in the
+    table's width, so no value is ever cut. The subtitle says how many are hidden.
+    """
 
     COLUMNS: tuple[Column, ...] = ()
     WIDE_WIDTH = 60
-    """Below this many columns of width, only the columns marked ``narrow`` are shown."""
+    """Below this many columns of width, cells use their short forms."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -67,23 +73,51 @@ class SyncTable(LiveTable):
         self.filter_text = ""
         self.narrow = False
         self._shown: tuple[Column, ...] = ()
+        self._last_shown: tuple[Any, ...] | None = None
 
     def on_mount(self) -> None:
         """Create the columns once."""
-        self._set_columns(0 < self.size.width < self.WIDE_WIDTH)
+        self.narrow = 0 < self.size.width < self.WIDE_WIDTH
         self._render_rows()
 
     def on_resize(self, event: Resize) -> None:
         """Drop or bring back the optional columns as the table's width changes."""
         narrow = event.size.width < self.WIDE_WIDTH
-        if narrow != self.narrow:
-            self._set_columns(narrow)
+        if narrow != self.narrow and self._last_shown is not None:
+            self.narrow = narrow
+            self.show(*self._last_shown)  # cells have short and long forms
+        else:
+            self.narrow = narrow
             self._render_rows()
 
-    def _set_columns(self, narrow: bool) -> None:
-        self.narrow = bool(narrow)
-        self._shown = tuple(c for c in self.COLUMNS if c.narrow or not self.narrow)
-        self.set_columns([(column.key, column.label) for column in self._shown])
+    def show(self, *data: Any) -> None:
+        """Render the table's data (each table names its own arguments)."""
+        raise NotImplementedError
+
+    @property
+    def hidden_columns(self) -> int:
+        """How many columns do not fit the table's width now."""
+        return len(self.COLUMNS) - len(self._shown)
+
+    def _fit_columns(self) -> tuple[Column, ...]:
+        room = self.scrollable_content_region.width
+        if room <= 0:
+            return self.COLUMNS
+        room += PAD  # the last column's trailing blank may go
+        widths = [cell_len(c.label) for c in self.COLUMNS]
+        for row in self.rows_in:
+            for i, cell in enumerate(row.cells):
+                widths[i] = max(widths[i], cell_len(_plain(cell)))
+        pad = 2 * PAD
+        used = sum(w + pad for w, c in zip(widths, self.COLUMNS, strict=True) if c.narrow)
+        shown = []
+        for width, column in zip(widths, self.COLUMNS, strict=True):
+            if not column.narrow:
+                if used + width + pad > room:
+                    continue
+                used += width + pad
+            shown.append(column)
+        return tuple(shown)
 
     # rows, sort, filter --------------------------------------------------------------------
     def show_rows(self, rows: Sequence[Row]) -> None:
@@ -103,13 +137,10 @@ class SyncTable(LiveTable):
         return rows
 
     def cycle_sort(self) -> str:
-        """Sort by the next column (after the last, back to the natural order)."""
-        if self.sort_index is None:
-            self.sort_index = 0
-        elif self.sort_index + 1 < len(self.COLUMNS):
-            self.sort_index += 1
-        else:
-            self.sort_index = None
+        """Sort by the next column shown (after the last, back to the natural order)."""
+        shown = [self.COLUMNS.index(c) for c in self._shown] or [0]
+        later = [i for i in shown if self.sort_index is None or i > self.sort_index]
+        self.sort_index = later[0] if later else None
         self.sort_reverse = False
         self._render_rows()
         return self.sort_label()
@@ -135,10 +166,16 @@ class SyncTable(LiveTable):
         self._render_rows()
 
     def _render_rows(self) -> None:
+        fit = self._fit_columns()
+        if fit != self._shown:
+            self._shown = fit
+            self.set_columns([(column.key, column.label) for column in fit])
         rows = self.visible_rows()
         index = [self.COLUMNS.index(c) for c in self._shown]
         self.sync([(r.key, [r.cells[i] for i in index]) for r in rows])
         notes = []
+        if self.hidden_columns:
+            notes.append(f"+{self.hidden_columns} cols: z")
         if self.sort_index is not None:
             notes.append(self.sort_label().replace("sorted by ", "by "))
         if self.filter_text:
@@ -187,6 +224,7 @@ class ProcessTable(SyncTable):
 
     def show(self, processes: Sequence[ProcessSnapshot]) -> None:
         """Render process snapshots."""
+        self._last_shown = (processes,)
         rows = []
         now = time.time()
         for p in processes:
@@ -239,6 +277,7 @@ class QueueTable(SyncTable):
 
     def show(self, queues: Sequence[QueueRow]) -> None:
         """Render queue rows."""
+        self._last_shown = (queues,)
         rows = []
         for q in queues:
             depth: Cell = str(q.ready) if q.exists else Text("missing", style="dim")
@@ -277,6 +316,7 @@ class TaskTable(SyncTable):
 
     def show(self, tasks: Sequence[TaskInfo], now: float) -> None:
         """Render active tasks."""
+        self._last_shown = (tasks, now)
         rows = []
         for t in tasks:
             runtime = now - t.started if t.started else None
@@ -326,6 +366,7 @@ class WorkerTable(SyncTable):
 
     def show(self, workers: Sequence[WorkerInfo], remote: frozenset[str]) -> None:
         """Render workers."""
+        self._last_shown = (workers, remote)
         rows = []
         for w in workers:
             status = Text("online", "green") if w.online else Text("offline", "bold red")
