@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from console.settings import console_id
 from tests.chaos_support.helpers import descendants, wait_gone, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -164,7 +165,8 @@ def test_ctl_drives_a_served_console_and_shutdown_stops_it_warm(
         try:
             wait_until(lambda: served.clients() >= 2, 30, "the follower attached")  # + this one
             served.ctl("restart", "worker-1")  # the new worker prints its banner: followed live
-            banner = "worker-1@"
+            ident = console_id(state_dir)
+            banner = f"worker-1.{ident}@" if ident else "worker-1@"  # the node name, in its banner
             wait_until(lambda: any(banner in line for line in lines), 60, "followed output")
         finally:
             follower.kill()  # a client's death touches no program
