@@ -157,6 +157,7 @@ def status(obj: Any, as_json: bool) -> None:
             "pid": console_pid,
             "processes": processes,
             "errors": (snapshot or {}).get("errors", {}),
+            "failures_5m": (snapshot or {}).get("failures_5m", 0),
             "log_file": str(log_path(settings.state_dir)),
         },
         "queues": queue_rows,

@@ -25,6 +25,7 @@ from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.consolelog import audited, log_path, setup_console_log
+from console.failures import FAILURE_WINDOW, RecentFailures, failures_since
 from console.ownworkers import OwnWorkers
 from console.programs import CRON, cron_program, worker_program
 from console.queuestats import QueueRow, QueueTracker
@@ -56,6 +57,8 @@ class DashboardData:
     taken_at: float = field(default_factory=time.time)
     errors: dict[str, int] = field(default_factory=dict)
     """Failures the cluster monitor survived, by kind."""
+    failures: tuple[TaskInfo, ...] = ()
+    """The last failed tasks, newest first, without their tracebacks."""
 
 
 def celery_node_name(value: str) -> str:
@@ -123,6 +126,7 @@ class ConsoleRuntime:
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
         self._own = OwnWorkers()  # used under _poll_lock
+        self._failures = RecentFailures()  # used under _poll_lock
         self._scale_lock = threading.Lock()
         self.log_file = log_path(settings.state_dir)
         self._status_key: tuple[object, ...] = ()
@@ -184,6 +188,7 @@ class ConsoleRuntime:
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
                 errors=cluster.errors,
+                failures=self._failures.update(cluster.recent_tasks),
             )
             self._write_status(data)
             return data
@@ -206,13 +211,19 @@ class ConsoleRuntime:
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
         path = self.settings.state_dir / STATUS_FILE
-        key = (*((p.name, p.state, p.pid, p.restarts) for p in data.processes), str(data.errors))
+        latest = data.failures[0].uuid if data.failures else ""
+        key = (
+            *((p.name, p.state, p.pid, p.restarts) for p in data.processes),
+            str(data.errors),
+            latest,
+        )
         if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
             return
         self._status_key, self._status_at = key, data.taken_at
         processes = [process_json(p) for p in data.processes]
         payload = {"pid": os.getpid(), "taken_at": data.taken_at, "processes": processes}
         payload |= {"errors": data.errors, "log_file": str(self.log_file)}
+        payload["failures_5m"] = failures_since(data.failures, data.taken_at - FAILURE_WINDOW)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload))
         tmp.replace(path)

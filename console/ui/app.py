@@ -24,6 +24,7 @@ from console.runtime import DashboardData
 from console.settings import Settings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands
+from console.ui.failures import FailuresScreen
 from console.ui.follow import PollFailed, followed, safe_output
 from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
@@ -346,14 +347,25 @@ class ConsoleApp(App[None]):
         if not uuid:
             self.notify("no task selected", severity="warning")
             return
+        self.open_task(uuid)
+
+    def open_task(self, uuid: str) -> None:
+        """The detail of one task, as the engine has it (else as the last poll showed it)."""
         task = self.source.task(uuid)
         if task is None and self.last_data is not None:
-            task = next((t for t in self.last_data.active_tasks if t.uuid == uuid), None)
+            shown = (*self.last_data.active_tasks, *self.last_data.failures)
+            task = next((t for t in shown if t.uuid == uuid), None)
         if task is None:
             self.notify(f"task {uuid[:8]} is no longer known", severity="warning")
             return
         now = self.last_data.taken_at if self.last_data else None
         self.push_screen(TaskDetailScreen(task, self.confirm_revoke, now))
+
+    def action_failures(self) -> None:
+        """The last failed tasks, filterable; enter on one shows its detail."""
+        failures = lambda: self.last_data.failures if self.last_data else ()  # noqa: E731
+        interval = self.source.settings.refresh_interval
+        self.push_screen(FailuresScreen(failures, self.open_task, interval))
 
     def confirm_revoke(self, uuid: str, terminate: bool) -> None:
         """Ask, then revoke a task (``terminate`` also kills it where it runs)."""

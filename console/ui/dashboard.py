@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Log, Static
 
 from console.ui.commands import PaletteCommand
+from console.ui.failures import FailuresScreen
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.process_detail import ProcessDetailScreen
@@ -78,6 +79,14 @@ class DashboardScreen(Screen[None]):
         Binding("slash", "filter", "filter", id="filter", key_display="/", tooltip="Filter rows"),
         Binding("o", "sort", "sort", id="sort", tooltip="Sort by the next column", show=False),
         Binding("O", "sort_reverse", "reverse", id="sort_reverse", tooltip="Reverse", show=False),
+        Binding(
+            "F",
+            "app.failures",
+            "failures",
+            id="failures",
+            tooltip="Recent failed tasks",
+            show=False,
+        ),
         Binding(
             "z",
             "zoom",
@@ -213,6 +222,7 @@ def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
             ],
         ),
         ("task detail", _own(TaskDetailScreen.BINDINGS)),
+        ("recent failures", _own(FailuresScreen.BINDINGS)),
         ("process detail", _own(ProcessDetailScreen.BINDINGS)),
         ("logs", _own(LogScreen.BINDINGS)),
         ("quit dialog", _own(QuitScreen.BINDINGS)),

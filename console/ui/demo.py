@@ -184,6 +184,12 @@ def demo_data(scenario: str = "main") -> DashboardData:
         queues = []
         workers = [_worker(w.hostname, 0, w.processed, w.failed, online=False) for w in workers]
         tasks = []
+    failures = (
+        _failed("9a0c11d2e3f44b55", "workers.save_event", "worker-2@ops-1", 42.0, "StoreBusy()"),
+        _failed(
+            "1b2c3d4e5f60718a", "workers.process_event", "batch@ops-2", 610.0, "KeyError('id')"
+        ),
+    )
     return DashboardData(
         broker_url=URL,
         broker=health,
@@ -195,7 +201,14 @@ def demo_data(scenario: str = "main") -> DashboardData:
         cluster_state="listening",
         events_received=845_310,
         taken_at=NOW,
+        failures=failures,
     )
+
+
+def _failed(uuid: str, name: str, worker: str, ago: float, exception: str) -> TaskInfo:
+    """A task that failed ``ago`` seconds before the demo's instant."""
+    task = _task(uuid, name, worker, 0.3, "()", state="FAILURE", exception=exception)
+    return replace(task, received=NOW - ago - 0.5, started=NOW - ago - 0.3, finished=NOW - ago)
 
 
 DEMO_LOG = [

@@ -54,7 +54,9 @@ def test_rolling_restart_with_node_name_template(
         pid_before = runtime.supervisor.snapshot()[0].pid
         outcome: list[str] = []
         began = time.monotonic()
-        restarter = threading.Thread(target=lambda: outcome.append(runtime.rolling_restart()))
+        restarter = threading.Thread(
+            target=lambda: outcome.append(runtime.rolling_restart().message)
+        )
         restarter.start()
         restarter.join(FINISHED_WITHIN)
         took = time.monotonic() - began
