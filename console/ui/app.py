@@ -363,9 +363,13 @@ class ConsoleApp(App[None]):
 
     def action_failures(self) -> None:
         """The last failed tasks, filterable; enter on one shows its detail."""
-        failures = lambda: self.last_data.failures if self.last_data else ()  # noqa: E731
+
+        def latest() -> tuple[tuple[TaskInfo, ...], float]:
+            data = self.last_data
+            return (data.failures, data.taken_at) if data else ((), time.time())
+
         interval = self.source.settings.refresh_interval
-        self.push_screen(FailuresScreen(failures, self.open_task, interval))
+        self.push_screen(FailuresScreen(latest, self.open_task, interval))
 
     def confirm_revoke(self, uuid: str, terminate: bool) -> None:
         """Ask, then revoke a task (``terminate`` also kills it where it runs)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -56,12 +55,12 @@ class FailuresScreen(Screen[None]):
 
     def __init__(
         self,
-        failures: Callable[[], Sequence[TaskInfo]],
+        latest: Callable[[], tuple[Sequence[TaskInfo], float]],
         open_task: Callable[[str], None],
         interval: float,
     ) -> None:
         super().__init__()
-        self._failures = failures
+        self._latest = latest  # the last poll's failures and when it was taken
         self._open_task = open_task
         self._interval = interval
 
@@ -81,8 +80,8 @@ class FailuresScreen(Screen[None]):
     def refresh_rows(self) -> None:
         """Show the failures the last poll brought."""
         table = self.query_one(FailureTable)
-        failures = self._failures()
-        table.show(failures, time.time())
+        failures, now = self._latest()
+        table.show(failures, now)
         table.border_title = f"{len(failures)} failed tasks"
 
     def action_focus_filter(self) -> None:
