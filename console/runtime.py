@@ -228,9 +228,9 @@ class ConsoleRuntime:
         tmp.write_text(json.dumps(payload))
         tmp.replace(path)
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
-        """The tail of a program's merged output."""
-        return self.supervisor.output(name, last)
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
+        """The tail of a program's merged output (``stamps``: each line's arrival time first)."""
+        return self.supervisor.output(name, last, stamps)
 
     # actions (blocking; run them off the UI thread) ----------------------------------------
     @audited("restart {name}")

@@ -230,10 +230,10 @@ class RemoteSource:
                 raise TimeoutError("the server sent no snapshot")
             return self._latest
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The tail of a program's output (empty when the program is gone)."""
         try:
-            reply = self.client.request("output", timeout=3.0, name=name, last=last)
+            reply = self.client.request("output", timeout=3.0, name=name, last=last, stamps=stamps)
         except (ServerRefused, TimeoutError):
             return []
         return list(reply.get("lines", []))

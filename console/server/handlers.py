@@ -85,9 +85,9 @@ class RequestHandlers:
     def op_output(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
         """The tail of one program's output."""
         name = str(message["name"])
-        last = message.get("last")
+        last, stamps = message.get("last"), message.get("stamps")
         try:
-            lines = self.runtime.output(name, int(last) if last else None)
+            lines = self.runtime.output(name, int(last) if last else None, bool(stamps))
         except KeyError:
             return {"type": "error", "message": f"no program named {name!r}"}
         return {"type": "output", "lines": lines}

@@ -68,13 +68,16 @@ class OutputBuffer:
 
     def __init__(self, maxlen: int, logfile: RotatingLogFile | None = None) -> None:
         self._lines: deque[str] = deque(maxlen=maxlen)
+        self._times: deque[float] = deque(maxlen=maxlen)  # when each line arrived
         self._lock = threading.Lock()
         self._logfile = logfile
 
     def feed_lines(self, lines: list[str]) -> None:
         """Append complete lines (without their newline)."""
+        now = time.time()
         with self._lock:
             self._lines.extend(lines)
+            self._times.extend(now for _ in lines)
 
     def write_log(self, data: bytes) -> None:
         """Copy raw output to the log file, if there is one."""
@@ -84,21 +87,29 @@ class OutputBuffer:
             except OSError:
                 self._logfile = None  # a full or vanished disk must not stop the draining
 
-    def lines(self, last: int | None = None) -> list[str]:
-        """A copy of the buffered lines, or of the last ``last`` of them."""
+    def lines(self, last: int | None = None, stamps: bool = False) -> list[str]:
+        """A copy of the buffered lines, or of the last ``last`` of them.
+
+        With ``stamps`` each line starts with the local time it arrived (``HH:MM:SS``).
+        """
         with self._lock:
-            if last is None or last >= len(self._lines):
-                return list(self._lines)
-            if last <= 0:
-                return []
-            start = len(self._lines) - last
-            return [self._lines[i] for i in range(start, len(self._lines))]
+            count = len(self._lines)
+            start = 0 if last is None or last >= count else count - max(last, 0)
+            picked = [self._lines[i] for i in range(start, count)]
+            times = [self._times[i] for i in range(start, count)] if stamps else []
+        if not stamps:
+            return picked
+        return [f"{_clock(at)} {line}" for at, line in zip(times, picked, strict=True)]
 
     def close(self) -> None:
         """Close the log file."""
         if self._logfile is not None:
             self._logfile.close()
             self._logfile = None
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 class _Stream:

@@ -192,7 +192,7 @@ class Supervisor:
             now = self._clock()
             return [runner.snapshot(now) for runner in self._programs.values()]
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The program's buffered output lines (stdout and stderr merged), or the last ``last``.
 
         Never waits for the supervisor's lock (a spawn may hold it), so a UI can call it.
@@ -200,7 +200,7 @@ class Supervisor:
         buffer = self._buffers.get(name)
         if buffer is None:
             raise KeyError(f"no program named {name!r}")
-        return buffer.lines(last)
+        return buffer.lines(last, stamps)
 
     def wait_for(self, predicate: Callable[[list[ProcessSnapshot]], bool], timeout: float) -> bool:
         """Wait until ``predicate(snapshot())`` holds; False after ``timeout`` seconds."""

@@ -56,7 +56,7 @@ class ConsoleSource(Protocol):
     settings: Settings
 
     def poll(self) -> DashboardData: ...
-    def output(self, name: str, last: int | None = None) -> list[str]: ...
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]: ...
     def restart(self, name: str) -> ActionResult: ...
     def toggle(self, name: str) -> ActionResult: ...
     def toggle_cron(self) -> ActionResult: ...
@@ -113,6 +113,7 @@ class ConsoleApp(App[None]):
         self._log_lines: list[str] = []
         self._log_name: str | None = None
         self._poll_error: str | None = None
+        self.stamps = False
         self.last_data: DashboardData | None = None
         self.detached = False
         self.read_only = bool(getattr(source, "read_only", False))
@@ -163,12 +164,24 @@ class ConsoleApp(App[None]):
                 names = [p.name for p in data.processes]
                 name = followed(self._selected, order, names)
                 order = names
-                lines = safe_output(self.source.output, name, LOG_TAIL) if name else []
+                lines = safe_output(self._read_output, name, LOG_TAIL) if name else []
                 self.post_message(DashboardUpdated(data, name, lines))
             if not self.live:
                 return
             wait = interval if started - began >= STARTUP_WINDOW else min(interval, STARTUP_POLL)
             self._stop.wait(max(wait - (time.monotonic() - started), 0.05))
+
+    def _read_output(self, name: str, last: int | None) -> list[str]:
+        return self.source.output(name, last, stamps=self.stamps)
+
+    def action_timestamps(self) -> None:
+        """Each output line with the time it arrived, or not (the log pane is redrawn)."""
+        self.stamps = not self.stamps
+        name = self._log_name
+        if name is not None:
+            self._log_name = None  # the next lines do not follow the old ones: redraw
+            self._show_log(name, safe_output(self._read_output, name, LOG_TAIL))
+        self.notify(f"timestamps {'on' if self.stamps else 'off'}", timeout=2)
 
     @on(PollFailed)
     def poll_failed(self, message: PollFailed) -> None:
@@ -215,7 +228,7 @@ class ConsoleApp(App[None]):
         """The log pane follows the highlighted process."""
         self._selected = event.key
         if self._selected and self._selected != self._log_name:
-            lines = safe_output(self.source.output, self._selected, LOG_TAIL)
+            lines = safe_output(self._read_output, self._selected, LOG_TAIL)
             self._show_log(self._selected, lines)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -313,7 +326,7 @@ class ConsoleApp(App[None]):
         lines = self.source.settings.log_lines
         screen = LogScreen(
             name,
-            lambda: safe_output(self.source.output, name, lines),
+            lambda: safe_output(self._read_output, name, lines),
             self.source.settings.refresh_interval,
             live=self.live,
         )

@@ -80,6 +80,14 @@ class DashboardScreen(Screen[None]):
         Binding("o", "sort", "sort", id="sort", tooltip="Sort by the next column", show=False),
         Binding("O", "sort_reverse", "reverse", id="sort_reverse", tooltip="Reverse", show=False),
         Binding(
+            "t",
+            "app.timestamps",
+            "time",
+            id="timestamps",
+            tooltip="Output lines with the time they arrived (again: without)",
+            show=False,
+        ),
+        Binding(
             "F",
             "app.failures",
             "failures",

@@ -235,14 +235,15 @@ class DemoSource:
         """The scenario's frozen data."""
         return demo_data(self.scenario)
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """A short fixed log."""
+        lines = list(DEMO_LOG[-last:] if last else DEMO_LOG)
         if name == "ingest-1":
-            return [
+            lines = [
                 "Traceback (most recent call last):",
                 "ModuleNotFoundError: No module named 'ingest'",
             ]
-        return DEMO_LOG[-last:] if last else list(DEMO_LOG)
+        return [f"03:13:05 {line}" for line in lines] if stamps else lines
 
     def _act(self, text: str) -> ActionResult:
         self.actions.append(text)

@@ -32,3 +32,16 @@ async def test_ctrl_c_detaches_and_palette_quit_stops_the_server(
             await until(two, lambda: server.stopped.is_set(), "palette Quit stops it", 30)
             await until(two, lambda: not second.is_running, "the app ends")
         assert not second.detached
+
+
+def test_output_with_stamps_through_the_server(redis_url: str, state_dir: Path) -> None:
+    with inprocess_server(redis_url, state_dir, processes=1) as server:
+        server.runtime.supervisor._buffers["worker-1"].feed_lines(["hello"])
+        source = RemoteSource(client_of(server), server.settings, read_only=False)
+        try:
+            assert source.output("worker-1", 5) == ["hello"]
+            (stamped,) = source.output("worker-1", 5, stamps=True)
+            clock, _, text = stamped.partition(" ")
+            assert text == "hello" and len(clock) == 8 and clock.count(":") == 2
+        finally:
+            source.client.close()

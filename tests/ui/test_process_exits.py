@@ -53,3 +53,27 @@ async def test_info_column_and_process_detail_show_the_exits() -> None:
         assert body.index("killed by SIGKILL") < body.index("killed by SIGTERM")  # newest first
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ProcessDetailScreen), "back")
+
+
+async def test_t_puts_the_arrival_time_before_every_output_line() -> None:
+    from console.supervision.fakes import make_supervisor, program
+    from console.ui.app import LOG_TAIL
+    from tests.ui.test_ui_never_blocks import SupervisedDemo
+
+    sup, _clock, _spawner = make_supervisor()
+    sup.add_program(program("worker-1"))
+    sup._buffers["worker-1"].feed_lines(["first line", "second line"])
+    app = ConsoleApp(SupervisedDemo(sup), live=False)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settled(app, pilot)
+            assert app._log_lines == ["first line", "second line"]
+            await pilot.press("t")
+            await until(pilot, lambda: app._log_lines[0].endswith(" first line"), "stamped")
+            stamp = app._log_lines[0].split(" ", 1)[0]
+            assert len(stamp) == 8 and stamp.count(":") == 2, stamp
+            assert sup.output("worker-1", LOG_TAIL) == ["first line", "second line"]
+            await pilot.press("t")
+            await until(pilot, lambda: app._log_lines == ["first line", "second line"], "plain")
+    finally:
+        sup.shutdown(timeout=1)

@@ -27,9 +27,9 @@ class SupervisedSource(DemoSource):
         self.polls += 1
         return replace(super().poll(), processes=tuple(self.supervisor.snapshot()))
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The supervisor's buffer (KeyError once the program is gone, as the runtime's)."""
-        return self.supervisor.output(name, last)
+        return self.supervisor.output(name, last, stamps)
 
 
 async def test_removing_the_selected_process_moves_the_cursor_and_keeps_refreshing() -> None:
