@@ -46,6 +46,8 @@ class RemoteControl:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._conn: Connection | None = None
+        self.duplicates: frozenset[str] = frozenset()
+        """Node names two workers answered to in the last ping (two consoles, one name)."""
 
     def close(self) -> None:
         """Drop the connection (the next command opens a new one)."""
@@ -105,7 +107,9 @@ class RemoteControl:
     ) -> dict[str, bool]:
         """Ping workers (waiting ``timeout``, by default the shared one); who answered in time."""
         replies = self._broadcast("ping", destination=destination, reply=True, timeout=timeout)
-        answered = {hostname: True for reply in replies for hostname in reply}
+        names = [hostname for reply in replies for hostname in reply]
+        self.duplicates = frozenset(n for n in names if names.count(n) > 1)
+        answered = dict.fromkeys(names, True)
         for hostname in destination or ():
             answered.setdefault(hostname, False)
         return answered

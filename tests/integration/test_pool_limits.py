@@ -80,3 +80,33 @@ def test_shrinking_a_pool_of_one_is_refused_locally_and_by_the_runtime(
     finally:
         control.close()
         sup.shutdown(timeout=1)
+
+
+def test_two_workers_with_one_node_name_are_reported(
+    one_process_worker: tuple[Celery, str], redis_url: str, unique: str, tmp_path: Path
+) -> None:
+    """Two consoles that gave their workers one name: the clash shows in the console's errors."""
+    from console.cluster import ClusterMonitor
+    from console.cluster.errors import DUPLICATE
+
+    app, hostname = one_process_worker
+    env = dict(os.environ, SC_TEST_BROKER_URL=redis_url, SC_TEST_SUFFIX=unique)
+    cmd = [sys.executable, "-m", "celery", "-A", "tests.cluster_support.app", "worker",
+           "-n", hostname, "-P", "solo", "-l", "INFO",
+           "--without-mingle", "--without-gossip"]  # fmt: skip
+    with open(tmp_path / "twin.log", "wb") as log:
+        twin = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    control = RemoteControl(app, timeout=2.0)
+    monitor = ClusterMonitor(app)
+    monitor.control = control
+    try:
+        wait_for("both answer", lambda: control.ping() and control.duplicates == {hostname}, 60)
+        monitor.poll_once()
+        assert monitor.snapshot().errors.get(DUPLICATE, 0) >= 1
+    finally:
+        control.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(twin.pid, signal.SIGKILL)
+        twin.wait(timeout=10)
