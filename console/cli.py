@@ -65,6 +65,8 @@ class ConsoleGroup(click.Group):
             fail(str(exc))
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:
+            raise  # the reader left (`status | head`): click ends quietly, exit 1
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except Exception as exc:

@@ -109,8 +109,14 @@ def queues_purge(obj: Any, force: bool, queue: str) -> None:
 
 def _workers(app: Celery) -> list[dict[str, Any]]:
     from console.cluster import RemoteControl
+    from console.cluster.tidy import leave_as_found
 
-    replies = RemoteControl(app, timeout=1.0).ping()
+    with leave_as_found(app):
+        control = RemoteControl(app, timeout=1.0)
+        try:
+            replies = control.ping()
+        finally:
+            control.close()
     return [{"hostname": h, "online": ok} for h, ok in sorted(replies.items())]
 
 
@@ -118,7 +124,10 @@ def _workers(app: Celery) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (see README for the shape).")
 @click.pass_obj
 def status(obj: Any, as_json: bool) -> None:
-    """Broker, queues, workers and a running console's processes; exit 1 when the broker is down."""
+    """Broker, queues, workers and a running console's processes.
+
+    Exit 1 when the broker is down, else 2 when a supervised program is FATAL, else 0.
+    """
     with obj.broker() as settings:
         assert settings.broker is not None
         probe = BrokerHealthProbe(settings.broker)
@@ -145,6 +154,7 @@ def status(obj: Any, as_json: bool) -> None:
             workers = _workers(app)
     console_pid = ConsoleLock.held_by_other(settings.state_dir)
     snapshot = read_status(settings.state_dir) if console_pid else None
+    processes: list[dict[str, Any]] = (snapshot or {}).get("processes", [])
     report = {
         "broker": {
             "url": settings.redacted_broker_url,
@@ -163,8 +173,9 @@ def status(obj: Any, as_json: bool) -> None:
         "console": {
             "running": console_pid is not None,
             "pid": console_pid,
-            "processes": (snapshot or {}).get("processes", []),
+            "processes": processes,
             "errors": (snapshot or {}).get("errors", {}),
+            "failures_5m": (snapshot or {}).get("failures_5m", 0),
             "log_file": str(log_path(settings.state_dir)),
         },
         "queues": queue_rows,
@@ -178,6 +189,11 @@ def status(obj: Any, as_json: bool) -> None:
         url = settings.redacted_broker_url
         click.echo(f"error: broker {url} is {health.state}: {health.reason}", err=True)
         sys.exit(1)
+    fatal = [p for p in processes if p.get("state") == "FATAL"]
+    for p in fatal:
+        click.echo(f"error: {p['name']} is FATAL: {p.get('reason') or 'see its output'}", err=True)
+    if fatal:
+        sys.exit(2)
 
 
 def _with_capacity(row: dict[str, Any], capacity: BrokerCapacity | None) -> dict[str, Any]:
@@ -225,9 +241,8 @@ def _print_status(report: dict[str, Any]) -> None:
     click.echo(f"console   {'running, pid ' + str(c['pid']) if c['running'] else 'not running'}")
     for p in c["processes"]:
         role = f"  {p['role']}" if p.get("role") else ""
-        click.echo(
-            f"  {p['name']:<16} {p['state']:<9} pid {p['pid']}  restarts {p['restarts']}{role}"
-        )
+        line = f"  {p['name']:<16} {p['state']:<9} pid {p['pid']}  restarts {p['restarts']}{role}"
+        click.echo(line + (f"  ({p['reason']})" if p.get("reason") else ""))
     for q in report["queues"]:
         click.echo(f"queue     {q['name']:<28} {q['ready'] if q['exists'] else 'missing'}")
     for w in report["workers"]:

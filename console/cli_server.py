@@ -141,7 +141,10 @@ def ctl_rolling_restart(obj: Any, group: str | None) -> None:
 @click.argument("name")
 @click.pass_obj
 def ctl_tail(obj: Any, follow: bool, lines: int, name: str) -> None:
-    """A program's merged output (stdout and stderr), optionally followed live."""
+    """A program's merged output (stdout and stderr), optionally followed live.
+
+    The server also keeps it in ``logs/NAME.log`` in the state directory.
+    """
     ended = threading.Event()
     why: list[str] = []
 

@@ -7,6 +7,7 @@ import shutil
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from celery.utils.nodenames import default_nodename, host_format
 
@@ -61,6 +62,17 @@ def alternate_node_name(node: str) -> str:
     return f"{name}-b{at}{host}"
 
 
+def program_log(settings: Settings, name: str) -> dict[str, Any]:
+    """The log file options of program ``name``: ``state_dir/logs/NAME.log``, or none when off."""
+    if settings.program_log_bytes <= 0:
+        return {}
+    return {
+        "logfile": settings.state_dir / "logs" / f"{name}.log",
+        "logfile_maxbytes": settings.program_log_bytes,
+        "logfile_backups": settings.program_log_backups,
+    }
+
+
 def worker_program(
     settings: Settings, group: WorkerGroup, n: int, *, alternate: bool = False
 ) -> ProgramConfig:
@@ -87,6 +99,7 @@ def worker_program(
         stopasgroup=False,
         killasgroup=True,
         log_lines=settings.log_lines,
+        **program_log(settings, f"{group.name}-{n}"),
     )
 
 
@@ -100,6 +113,7 @@ def cron_program(settings: Settings) -> ProgramConfig:
         env=child_env(settings),
         startsecs=CELERY_STARTSECS,
         log_lines=settings.log_lines,
+        **program_log(settings, CRON),
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -28,7 +29,9 @@ from console.broker.redis_capacity import app_routes
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.consolelog import audited, log_path, setup_console_log
 from console.cron.role import with_cron_role
+from console.failures import FAILURE_WINDOW, RecentFailures, failures_since
 from console.handover import WorkerHandover
+from console.ownworkers import OwnWorkers
 from console.programs import (
     CRON,
     alternate_node_name,
@@ -71,6 +74,8 @@ class DashboardData:
     """Failures the cluster monitor survived, by kind."""
     capacity: BrokerCapacity | None = None
     """Broker memory, warnings and per-queue load (None: not measured this poll)."""
+    failures: tuple[TaskInfo, ...] = ()
+    """The last failed tasks, newest first, without their tracebacks."""
 
 
 def worker_node_name(group: WorkerGroup, n: int) -> str:
@@ -78,17 +83,23 @@ def worker_node_name(group: WorkerGroup, n: int) -> str:
     return celery_node_name(group.node_name(n))
 
 
-def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
-    """Celery node names of the worker programs this console supervises right now."""
+def local_nodes(settings: Settings, processes: Iterable[ProcessSnapshot]) -> dict[str, bool]:
+    """Celery node names of the worker programs this console supervises now: alive or not."""
     groups = {g.name: g for g in settings.worker_groups}
-    names: set[str] = set()
+    names: dict[str, bool] = {}
     for process in processes:
         group = groups.get(process.group or "")
         number = process.name.rpartition("-")[2]
         if group is not None and number.isdigit():
             node = group.node_name(int(number))
-            names.update(celery_node_name(n) for n in (node, alternate_node_name(node)))
+            for name in (node, alternate_node_name(node)):  # a worker slot has two names
+                names[celery_node_name(name)] = process.pid is not None
     return names
+
+
+def local_node_names(settings: Settings, processes: Iterable[ProcessSnapshot]) -> set[str]:
+    """Celery node names of the worker programs this console supervises right now."""
+    return set(local_nodes(settings, processes))
 
 
 def remote_worker_names(
@@ -136,6 +147,8 @@ class ConsoleRuntime:
         self._counts = {g.name: g.processes for g in settings.worker_groups}
         self._groups = {g.name: g for g in settings.worker_groups}
         self._poll_lock = threading.Lock()
+        self._own = OwnWorkers()  # used under _poll_lock
+        self._failures = RecentFailures()  # used under _poll_lock
         self._scale_lock = threading.Lock()
         self.log_file = log_path(settings.state_dir)
         self._status_key: tuple[object, ...] = ()
@@ -202,19 +215,22 @@ class ConsoleRuntime:
                 names = self.queue_names(cluster)
                 rows = self._poll_queues(cluster, names)
                 capacity = self.capacity.poll(names)
+            nodes = local_nodes(self.settings, processes)
+            workers = self._own.view(nodes, cluster.workers)
             data = DashboardData(
                 broker_url=self.settings.redacted_broker_url,
                 broker=health,
                 processes=processes,
                 queues=rows,
-                workers=tuple(cluster.workers),
-                remote_workers=remote_worker_names(self.settings, processes, cluster.workers),
+                workers=tuple(workers),
+                remote_workers=remote_worker_names(self.settings, processes, workers),
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
                 last_reload=self.last_reload,
                 errors=cluster.errors,
                 capacity=capacity,
+                failures=self._failures.update(cluster.recent_tasks),
             )
             self._write_status(data)
             return data
@@ -237,9 +253,11 @@ class ConsoleRuntime:
     def _write_status(self, data: DashboardData) -> None:
         """Leave the process table where ``sentry-console status`` can read it."""
         path = self.settings.state_dir / STATUS_FILE
+        latest = data.failures[0].uuid if data.failures else ""
         key = (
             *((p.name, p.state, p.pid, p.restarts, p.role) for p in data.processes),
             str(data.errors),
+            latest,
         )
         if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
             return
@@ -247,13 +265,14 @@ class ConsoleRuntime:
         processes = [process_json(p) for p in data.processes]
         payload = {"pid": os.getpid(), "taken_at": data.taken_at, "processes": processes}
         payload |= {"errors": data.errors, "log_file": str(self.log_file)}
+        payload["failures_5m"] = failures_since(data.failures, data.taken_at - FAILURE_WINDOW)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload))
         tmp.replace(path)
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
-        """The tail of a program's merged output."""
-        return self.supervisor.output(name, last)
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
+        """The tail of a program's merged output (``stamps``: each line's arrival time first)."""
+        return self.supervisor.output(name, last, stamps)
 
     # actions (blocking; run them off the UI thread) ----------------------------------------
     @audited("restart {name}")
@@ -345,7 +364,14 @@ class ConsoleRuntime:
     def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
         """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
         from console.cluster import RemoteControlError
+        from console.cluster.models import FINISHED_STATES
 
+        known = self.monitor.task(uuid)
+        if known is not None and known.state in FINISHED_STATES:
+            if known.state == "REVOKED":
+                return ActionResult.refused(f"task {uuid[:8]} is already revoked")
+            state = known.state.lower()
+            return ActionResult.refused(f"task {uuid[:8]} has already finished ({state})")
         try:
             self.control.revoke(uuid, terminate=terminate)
         except RemoteControlError as exc:
@@ -370,12 +396,15 @@ class ConsoleRuntime:
     def pool(self, hostname: str, delta: int) -> ActionResult:
         """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
         from console.cluster import RemoteControlError
+        from console.cluster.control import PoolLimit
 
         try:
             if delta > 0:
                 self.control.pool_grow(hostname, delta)
             else:
                 self.control.pool_shrink(hostname, -delta)
+        except PoolLimit as exc:
+            return ActionResult.refused(str(exc))
         except RemoteControlError as exc:
             return ActionResult.failed(f"{hostname}: {exc}")
         verb = "grown" if delta > 0 else "shrunk"
@@ -404,13 +433,30 @@ def process_json(p: ProcessSnapshot) -> dict[str, Any]:
     """A process snapshot in the documented ``status --json`` shape."""
     data = asdict(p)
     data["state"] = str(p.state)
-    return {
+    shown = {
         k: data.get(k)
         for k in (
             *("name", "group", "state", "pid", "uptime", "restarts", "cpu_percent", "rss_bytes"),
             "role",
         )
     }
+    shown["last_exit"] = exit_json(p.exitstatus, p.exited_at)
+    shown["reason"] = p.description if p.state is ProcessState.FATAL else None
+    return shown
+
+
+def exit_json(status: int | None, at: float | None) -> dict[str, Any] | None:
+    """A last exit as ``{"code", "signal", "at"}``: a code, or a signal's name, and when."""
+    if status is None and at is None:
+        return None
+    code = status if status is not None and status >= 0 else None
+    signame = None
+    if status is not None and status < 0:
+        try:
+            signame = signal.Signals(-status).name
+        except ValueError:
+            signame = f"signal {-status}"
+    return {"code": code, "signal": signame, "at": at}
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:

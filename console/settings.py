@@ -35,10 +35,16 @@ Settings read from ``SENTRY_CONF``:
     however many crons run (default ``True``; ``False`` gives Celery beat's own behaviour).
 ``CONSOLE_CRON_TAKEOVER``
     Seconds within which a standby cron takes over from a killed sender (default 5).
+``CONSOLE_PROGRAM_LOG_BYTES``
+    Size at which each program's log file (``logs/NAME.log`` in the state directory) rotates
+    (default 10 MiB); 0 writes no log files.
+``CONSOLE_PROGRAM_LOG_BACKUPS``
+    Rotated program log files kept (``NAME.log.1`` ...; default 3).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import runpy
 from collections.abc import Mapping
@@ -50,6 +56,15 @@ from console.broker.embedded import default_state_dir
 from console.broker.urls import BrokerURL, BrokerURLError, parse_broker_url
 
 DEFAULT_APP = "workers.app"
+DEFAULT_HOSTNAME = "{name}-{n}@%h"
+
+
+def console_id(state_dir: Path) -> str:
+    """A short, stable id of a state directory: empty for the default one."""
+    state = Path(os.path.abspath(state_dir))
+    if state == Path(os.path.abspath(default_state_dir())):
+        return ""
+    return hashlib.sha256(os.fsencode(state)).hexdigest()[:4]
 
 
 class SettingsError(ValueError):
@@ -72,14 +87,22 @@ class WorkerGroup:
     """Pool processes per worker."""
     loglevel: str = "WARNING"
     """Celery log level of the worker."""
-    hostname: str = "{name}-{n}@%h"
-    """Worker node name; ``{name}`` and ``{n}`` (process number) are filled in."""
+    hostname: str = DEFAULT_HOSTNAME
+    """Worker node name; ``{name}``, ``{n}`` (process number) and ``{console}`` are filled in."""
     max_tasks_per_child: int | None = None
     """Recycle pool processes after this many tasks."""
+    console: str = ""
+    """A short id of the console's state directory, set by :class:`Settings` (see node_name)."""
 
     def node_name(self, n: int) -> str:
-        """The Celery node name of process number ``n``."""
-        return self.hostname.format(name=self.name, n=n)
+        """The Celery node name of process number ``n``.
+
+        With the default template, a console on a state directory other than the default one
+        adds its id (``worker-1.3fa2@host``), so two consoles on one host never share a name.
+        """
+        if self.hostname == DEFAULT_HOSTNAME and self.console:
+            return f"{self.name}-{n}.{self.console}@%h"
+        return self.hostname.format(name=self.name, n=n, console=self.console)
 
 
 @dataclass(frozen=True)
@@ -120,6 +143,16 @@ class Settings:
     """Seconds within which a standby cron replaces a killed sender."""
     rabbitmq_api: str | None = field(default=None, repr=False)
     """RabbitMQ management API URL (None: broker host, port 15672); may hold a password."""
+    program_log_bytes: int = 10 * 1024 * 1024
+    """Rotation size of each program's log file in ``state_dir/logs``; 0 writes none."""
+    program_log_backups: int = 3
+    """Rotated program log files kept."""
+
+    def __post_init__(self) -> None:
+        ident = console_id(self.state_dir)
+        if any(g.console != ident for g in self.worker_groups):
+            groups = tuple(replace(g, console=ident) for g in self.worker_groups)
+            object.__setattr__(self, "worker_groups", groups)
 
     @property
     def redacted_broker_url(self) -> str:
@@ -175,7 +208,7 @@ def _worker_groups(raw: Any) -> tuple[WorkerGroup, ...]:
     if not isinstance(raw, (list, tuple)) or not raw:
         raise SettingsError("SENTRY_CONF: CONSOLE_WORKERS must be a non-empty list of dicts")
     groups = []
-    known = set(WorkerGroup.__dataclass_fields__)
+    known = set(WorkerGroup.__dataclass_fields__) - {"console"}
     for item in raw:
         if not isinstance(item, dict):
             raise SettingsError("SENTRY_CONF: each CONSOLE_WORKERS entry must be a dict")
@@ -304,6 +337,15 @@ def resolve_settings(
         kwargs["state_dir"] = state_dir
     if "CONSOLE_KEYMAP" in conf:
         kwargs["keymap"] = _keymap(conf["CONSOLE_KEYMAP"])
+    for key, name in (
+        ("CONSOLE_PROGRAM_LOG_BYTES", "program_log_bytes"),
+        ("CONSOLE_PROGRAM_LOG_BACKUPS", "program_log_backups"),
+    ):
+        if key in conf:
+            value = conf[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SettingsError(f"SENTRY_CONF: {key} must be a whole number, 0 or more")
+            kwargs[name] = value
     try:
         return Settings(**kwargs)
     except TypeError as exc:

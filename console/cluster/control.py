@@ -10,9 +10,16 @@ from typing import Any
 from celery import Celery
 from kombu import Connection
 
+#: The fewest processes a pool may keep: with none, the worker still takes tasks it cannot run.
+MIN_POOL = 1
+
 
 class RemoteControlError(RuntimeError):
     """A remote-control command failed or the target worker did not answer."""
+
+
+class PoolLimit(RemoteControlError):
+    """A pool change refused before it was sent: it would leave the pool without a process."""
 
 
 def connect(app: Celery) -> Connection:
@@ -39,6 +46,8 @@ class RemoteControl:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._conn: Connection | None = None
+        self.duplicates: frozenset[str] = frozenset()
+        """Node names two workers answered to in the last ping (two consoles, one name)."""
 
     def close(self) -> None:
         """Drop the connection (the next command opens a new one)."""
@@ -98,7 +107,9 @@ class RemoteControl:
     ) -> dict[str, bool]:
         """Ping workers (waiting ``timeout``, by default the shared one); who answered in time."""
         replies = self._broadcast("ping", destination=destination, reply=True, timeout=timeout)
-        answered = {hostname: True for reply in replies for hostname in reply}
+        names = [hostname for reply in replies for hostname in reply]
+        self.duplicates = frozenset(n for n in names if names.count(n) > 1)
+        answered = dict.fromkeys(names, True)
         for hostname in destination or ():
             answered.setdefault(hostname, False)
         return answered
@@ -115,9 +126,30 @@ class RemoteControl:
         """Add ``n`` processes to the pool of ``hostname``."""
         self._command("pool_grow", hostname, {"n": n})
 
+    def pool_size(self, hostname: str) -> int | None:
+        """How many processes the pool of ``hostname`` has now (None if its stats do not say)."""
+        stats = self._command("stats", hostname, {})
+        pool = stats.get("pool") if isinstance(stats, dict) else None
+        if not isinstance(pool, dict):
+            return None
+        processes = pool.get("processes")  # follows grow and shrink, unlike max-concurrency
+        if isinstance(processes, list):
+            return len(processes)
+        size = pool.get("max-concurrency")
+        return size if isinstance(size, int) else None
+
     def pool_shrink(self, hostname: str, n: int = 1) -> None:
-        """Remove ``n`` processes from the pool of ``hostname``."""
-        self._command("pool_shrink", hostname, {"n": n})
+        """Remove ``n`` processes from the pool of ``hostname``; never below :data:`MIN_POOL`."""
+        size = self.pool_size(hostname)
+        if size is not None and size - n < MIN_POOL:
+            noun = "process" if size == 1 else "processes"
+            raise PoolLimit(f"{hostname}: pool has {size} {noun}, it keeps at least {MIN_POOL}")
+        try:
+            self._command("pool_shrink", hostname, {"n": n})
+        except RemoteControlError as exc:
+            if "busy" in str(exc):  # Celery cannot shrink while every process runs a task
+                raise PoolLimit(f"{hostname}: every pool process is busy, try again") from exc
+            raise
 
     def revoke(self, uuid: str, *, terminate: bool = False) -> None:
         """Revoke a task everywhere; with ``terminate`` also kill it if it is running."""

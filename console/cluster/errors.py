@@ -13,6 +13,7 @@ LOG_EACH_FIRST = 10
 POLL = "cluster poll"
 ON_CONNECT = "events on-connect"
 UNDECODABLE = "undecodable event"
+DUPLICATE = "duplicate node name"
 
 
 def _crossed_power_of_ten(before: int, after: int) -> bool:

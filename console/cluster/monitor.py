@@ -10,7 +10,7 @@ from collections.abc import Callable
 from celery import Celery
 
 from console.cluster.control import RemoteControl, RemoteControlError
-from console.cluster.errors import POLL, ErrorCounts
+from console.cluster.errors import DUPLICATE, POLL, ErrorCounts
 from console.cluster.models import ClusterSnapshot, TaskInfo
 from console.cluster.receiver import EventReceiverThread, describe
 from console.cluster.state import ClusterState
@@ -148,6 +148,8 @@ class ClusterMonitor:
             # workers already known (events announce new ones), so the replies end the wait.
             discover = self.polls % self.detail_every == 0 or not self._known_workers
             pinged = self._ping(None if discover else sorted(self._known_workers))
+            for name in sorted(control.duplicates):  # Celery only warns in a worker's output
+                self.errors.record(DUPLICATE, f"two workers answer as {name}")
             pinged = {host: ok for host, ok in pinged.items() if ok}  # targeted: False if silent
             self.state.note_ping(pinged)
             self._known_workers = set(pinged) | set(self.state.online_workers())

@@ -208,7 +208,7 @@ class RemoteSource:
         self._fresh = threading.Condition()
         self._seq = 0
         self._seen = 0
-        self._watched: OrderedDict[tuple[str, int | None], list[str]] = OrderedDict()
+        self._watched: OrderedDict[tuple[str, int | None, bool], list[str]] = OrderedDict()
         client.on_output = self._take_output
         client.on_data = self._take
         client.request("subscribe")
@@ -237,19 +237,20 @@ class RemoteSource:
                 raise TimeoutError("the server sent no snapshot")
             return self._latest
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The tail of a program's output (empty when the program is gone).
 
-        The first call for a (program, tail length) asks the server to watch it; from then on
-        the server pushes the tail whenever the program writes, and this answers from that copy.
+        The first call for a (program, tail length, stamps) asks the server to watch it; from
+        then on the server pushes the tail whenever the program writes, and this answers from
+        that copy.
         """
-        key = (name, last)
+        key = (name, last, stamps)
         with self._fresh:
             known = self._watched.get(key)
         if known is not None:
             return list(known)
         try:
-            reply = self.client.request("watch", timeout=3.0, name=name, last=last)
+            reply = self.client.request("watch", timeout=3.0, name=name, last=last, stamps=stamps)
         except (ServerRefused, TimeoutError):
             return []
         lines = list(reply.get("lines", []))
@@ -260,7 +261,7 @@ class RemoteSource:
         return list(lines)
 
     def _take_output(self, message: dict[str, Any]) -> None:
-        key = (str(message.get("name")), message.get("last"))
+        key = (str(message.get("name")), message.get("last"), bool(message.get("stamps")))
         with self._fresh:
             if message.get("gone"):
                 self._watched.pop(key, None)

@@ -87,12 +87,12 @@ class RequestHandlers:
     def op_output(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
         """The tail of a program's output, or ``unchanged`` when the client's mark is current."""
         name = str(message["name"])
-        last = message.get("last")
+        last, stamps = message.get("last"), message.get("stamps")
         try:
             mark = self.runtime.supervisor.output_mark(name)  # before the lines: never too new
             if message.get("mark") == mark:
                 return {"type": "output", "mark": mark, "unchanged": True}
-            lines = self.runtime.output(name, int(last) if last else None)
+            lines = self.runtime.output(name, int(last) if last else None, bool(stamps))
         except KeyError:
             return {"type": "error", "message": f"no program named {name!r}"}
         return {"type": "output", "mark": mark, "lines": lines}
@@ -102,7 +102,9 @@ class RequestHandlers:
         name = str(message["name"])
         last = message.get("last")
         try:
-            return self.server.watch(conn, name, int(last) if last else None)
+            return self.server.watch(
+                conn, name, int(last) if last else None, bool(message.get("stamps"))
+            )
         except KeyError:
             return {"type": "error", "message": f"no program named {name!r}"}
 

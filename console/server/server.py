@@ -80,8 +80,8 @@ class Connection:
         self.subscribed = False
         self.closed = threading.Event()
         self._finishing = False
-        self.watches: OrderedDict[tuple[str, int | None], int] = OrderedDict()
-        """Program outputs this client shows, (name, lines) -> the mark it has seen."""
+        self.watches: OrderedDict[tuple[str, int | None, bool], int] = OrderedDict()
+        """Program outputs this client shows, (name, lines, stamps) -> the mark it has seen."""
         self._outbox: deque[bytes] = deque()
         self._data: bytes | None = None
         self._ready = threading.Condition()
@@ -310,28 +310,31 @@ class SupervisorServer:
         if self.on_poll is not None:
             self.on_poll(data)
 
-    def watch(self, conn: Connection, name: str, last: int | None) -> dict[str, Any]:
+    def watch(
+        self, conn: Connection, name: str, last: int | None, stamps: bool = False
+    ) -> dict[str, Any]:
         """Start pushing a program's output tail to a client whenever it grows; its lines now."""
         mark = self.runtime.supervisor.output_mark(name)  # KeyError: no such program
-        lines = self.runtime.output(name, last)
-        conn.watches[(name, last)] = mark
+        lines = self.runtime.output(name, last, stamps)
+        conn.watches[(name, last, stamps)] = mark
         while len(conn.watches) > MAX_WATCHES:
             conn.watches.popitem(last=False)
-        return {"type": "output", "name": name, "last": last, "mark": mark, "lines": lines}
+        return {"type": "output", "name": name, "last": last, "stamps": stamps, "lines": lines}
 
     def _push_output(self, conn: Connection) -> None:
-        for (name, last), seen in list(conn.watches.items()):
+        for (name, last, stamps), seen in list(conn.watches.items()):
+            key = {"name": name, "last": last, "stamps": stamps}
             try:
                 mark = self.runtime.supervisor.output_mark(name)
                 if mark == seen:
                     continue
-                lines = self.runtime.output(name, last)
+                lines = self.runtime.output(name, last, stamps)
             except KeyError:
-                conn.watches.pop((name, last), None)
-                conn.send({"type": "output", "name": name, "last": last, "gone": True})
+                conn.watches.pop((name, last, stamps), None)
+                conn.send({"type": "output", **key, "gone": True})
                 continue
-            conn.watches[(name, last)] = mark
-            conn.send({"type": "output", "name": name, "last": last, "mark": mark, "lines": lines})
+            conn.watches[(name, last, stamps)] = mark
+            conn.send({"type": "output", **key, "lines": lines})
 
     def shutdown(self, wait: bool = True, reason: str = "shut down", end: bool = True) -> None:
         """Stop every program (warm when ``wait``), then (with ``end``) :meth:`serve_forever`."""

@@ -65,6 +65,34 @@ class ProgramConfig:
             raise ValueError(f"program {self.name!r}: log_lines must be at least 1")
 
 
+#: Exits kept per program (shown in the process detail).
+EXIT_HISTORY = 20
+
+
+@dataclass(frozen=True)
+class ExitRecord:
+    """One exit of a program's process: when, how, after how long, and whether it was expected."""
+
+    at: float
+    """Wall-clock time of the exit."""
+    status: int
+    """Exit code, or minus the number of the signal that ended it."""
+    ran: float
+    """Seconds the process had run."""
+    expected: bool
+    """True for a stop the console asked for or an exit code listed in ``exitcodes``."""
+
+    @property
+    def cause(self) -> str:
+        """``exited 1`` or ``killed by SIGKILL``."""
+        if self.status >= 0:
+            return f"exited {self.status}"
+        try:
+            return f"killed by {signal.Signals(-self.status).name}"
+        except ValueError:
+            return f"killed by signal {-self.status}"
+
+
 @dataclass(frozen=True)
 class ProcessSnapshot:
     """What a program looks like at one moment; immutable and safe to hand to any thread."""
@@ -84,6 +112,10 @@ class ProcessSnapshot:
     description: str
     role: str | None = None
     """A cron's coordination role (leader, standby, no broker), when it reports one."""
+    exited_at: float | None = None
+    """Wall-clock time of the last exit (``exitstatus`` says how), None before any exit."""
+    exits: tuple[ExitRecord, ...] = ()
+    """The last :data:`EXIT_HISTORY` exits, oldest first."""
 
 
 def format_uptime(seconds: float) -> str:

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 COALESCE_SECONDS = 0.01
 """Pause between a pipe becoming readable and reading it (batches small writes)."""
@@ -27,9 +28,14 @@ class RotatingLogFile:
         self._path = path
         self._maxbytes = maxbytes
         self._backups = backups
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(path, "ab")  # noqa: SIM115 - kept open across writes
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._handle = self._open("ab")
         self._size = self._handle.tell()
+
+    def _open(self, mode: str) -> IO[bytes]:
+        # Owner only: a program's output may hold what its owner alone should read.
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+        return os.fdopen(os.open(self._path, flags | os.O_CLOEXEC, 0o600), mode)
 
     def write(self, data: bytes) -> None:
         """Append ``data``, rotating first when it would pass the size limit."""
@@ -47,9 +53,9 @@ class RotatingLogFile:
                 if older.exists():
                     os.replace(older, self._path.with_name(f"{self._path.name}.{index + 1}"))
             os.replace(self._path, self._path.with_name(f"{self._path.name}.1"))
-            self._handle = open(self._path, "ab")  # noqa: SIM115
+            self._handle = self._open("ab")
         else:
-            self._handle = open(self._path, "wb")  # noqa: SIM115
+            self._handle = self._open("wb")
         self._size = 0
 
     def close(self) -> None:
@@ -62,6 +68,7 @@ class OutputBuffer:
 
     def __init__(self, maxlen: int, logfile: RotatingLogFile | None = None) -> None:
         self._lines: deque[str] = deque(maxlen=maxlen)
+        self._times: deque[float] = deque(maxlen=maxlen)  # when each line arrived
         self._lock = threading.Lock()
         self._logfile = logfile
         self.written = 0
@@ -69,9 +76,11 @@ class OutputBuffer:
 
     def feed_lines(self, lines: list[str]) -> None:
         """Append complete lines (without their newline)."""
+        now = time.time()
         with self._lock:
             self._lines.extend(lines)
             self.written += len(lines)
+            self._times.extend(now for _ in lines)
 
     def write_log(self, data: bytes) -> None:
         """Copy raw output to the log file, if there is one."""
@@ -88,21 +97,29 @@ class OutputBuffer:
             start = len(self._lines) - count
             return self.written, [self._lines[i] for i in range(start, len(self._lines))]
 
-    def lines(self, last: int | None = None) -> list[str]:
-        """A copy of the buffered lines, or of the last ``last`` of them."""
+    def lines(self, last: int | None = None, stamps: bool = False) -> list[str]:
+        """A copy of the buffered lines, or of the last ``last`` of them.
+
+        With ``stamps`` each line starts with the local time it arrived (``HH:MM:SS``).
+        """
         with self._lock:
-            if last is None or last >= len(self._lines):
-                return list(self._lines)
-            if last <= 0:
-                return []
-            start = len(self._lines) - last
-            return [self._lines[i] for i in range(start, len(self._lines))]
+            count = len(self._lines)
+            start = 0 if last is None or last >= count else count - max(last, 0)
+            picked = [self._lines[i] for i in range(start, count)]
+            times = [self._times[i] for i in range(start, count)] if stamps else []
+        if not stamps:
+            return picked
+        return [f"{_clock(at)} {line}" for at, line in zip(times, picked, strict=True)]
 
     def close(self) -> None:
         """Close the log file."""
         if self._logfile is not None:
             self._logfile.close()
             self._logfile = None
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 class _Stream:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections import deque
 
 from console.supervision.model import (
+    EXIT_HISTORY,
+    ExitRecord,
     ProcessSnapshot,
     ProcessState,
     ProgramConfig,
@@ -58,11 +61,15 @@ class ProgramRunner:
         self.laststart: float | None = None
         self.started_wall: float | None = None
         self.spawns = 0
+        self.restarts = 0  # automatic restarts, retries and `restart`; never a stop then start
+        self.restart_counts = False  # the pending start is an operator's restart
         self.backoff = 0
         self.delay = 0.0  # next start attempt (BACKOFF) or SIGKILL time (STOPPING)
         self.restart_at: float | None = None  # pending automatic restart after an exit (EXITED)
         self.quick_exits = 0
         self.exitstatus: int | None = None
+        self.exited_wall: float | None = None
+        self.exits: deque[ExitRecord] = deque(maxlen=EXIT_HISTORY)
         self.message = ""
         self.killed = False
         self.want_start = autostart
@@ -118,6 +125,7 @@ class ProgramRunner:
         """Send the stop signal (STOPPING), or settle at once when nothing runs."""
         self.want_start = False
         self.restart_after_stop = False
+        self.restart_counts = False
         self.restart_at = None
         if self.state in (ProcessState.STARTING, ProcessState.RUNNING) and self.process:
             self.state = ProcessState.STOPPING
@@ -131,7 +139,7 @@ class ProgramRunner:
         """Stop if running, then start again once stopped."""
         if self.state in (ProcessState.STARTING, ProcessState.RUNNING, ProcessState.STOPPING):
             self.stop(now)
-            self.restart_after_stop = not self.removing
+            self.restart_after_stop = self.restart_counts = not self.removing
         else:
             self.start()
 
@@ -155,12 +163,12 @@ class ProgramRunner:
                 if state is not ProcessState.STOPPING:
                     self.backoff = 0
                     self.quick_exits = 0
-                    self._spawn(now)
+                    self._spawn(now, restart=self.restart_counts)
             elif state is ProcessState.EXITED and self.restart_at is not None:
                 if now >= self.restart_at:
-                    self._spawn(now)
+                    self._spawn(now, restart=True)
             elif state is ProcessState.BACKOFF and now >= self.delay:
-                self._spawn(now)
+                self._spawn(now, restart=True)
         state = self.state
         if state is ProcessState.STARTING and self.laststart is not None:
             if now - self.laststart >= self.config.startsecs:
@@ -170,10 +178,12 @@ class ProgramRunner:
             self.message = f"stop timed out after {self.config.stopwaitsecs:g}s: SIGKILL sent"
             self.kill()
 
-    def _spawn(self, now: float) -> None:
-        self.want_start = False
+    def _spawn(self, now: float, *, restart: bool = False) -> None:
+        self.want_start = self.restart_counts = False
         self.restart_at = None
         self.message = ""
+        if restart:
+            self.restarts += 1
         try:
             process = self._spawner.spawn(self.config)
         except OSError as exc:
@@ -204,8 +214,10 @@ class ProgramRunner:
     def _finish(self, status: int, now: float) -> None:
         log.info("%s: exited: %s", self.name, format_exitstatus(status))
         self.process = None
+        self.exited_wall = time.time()
         self.cpu_percent = self.rss_bytes = None
         ran = now - (self.laststart if self.laststart is not None else now)
+        self._record_exit(status, ran)
         if self.state is ProcessState.STOPPING:
             self.exitstatus = status
             self.state = ProcessState.STOPPED
@@ -213,6 +225,7 @@ class ProgramRunner:
                 self.restart_after_stop = False
                 self.want_start = True
         elif self.state is ProcessState.STARTING and ran < self.config.startsecs:
+            self.exitstatus = status
             self._failed_start(now, TOO_QUICK)
         else:
             self.exitstatus = status
@@ -223,6 +236,18 @@ class ProgramRunner:
             self.message = "" if expected else f"Bad exit code ({format_exitstatus(status)})"
             if autorestart is True or (autorestart == "unexpected" and not expected):
                 self.restart_at = now + restart_delay(self.quick_exits)
+
+    def _record_exit(self, status: int, ran: float) -> None:
+        """Keep the exit, and mark it in the output (pane and log file) between two runs."""
+        stopping = self.state is ProcessState.STOPPING
+        expected = (stopping and not self.killed) or status in self.config.exitcodes
+        record = ExitRecord(time.time(), status, ran, expected)
+        self.exits.append(record)
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.at))
+        how = "stopped" if stopping and not self.killed else record.cause
+        line = f"---- {when} {self.name}: {how} after {ran:.0f}s ({format_exitstatus(status)}) ----"
+        self.buffer.write_log(f"{line}\n".encode())
+        self.buffer.feed_lines([line])
 
     # -- views ----------------------------------------------------------------------------
 
@@ -245,12 +270,14 @@ class ProgramRunner:
             pgid=self.pgid if live else None,
             started_at=self.started_wall if live else None,
             uptime=uptime,
-            restarts=max(self.spawns - 1, 0),
+            restarts=self.restarts,
             exitstatus=self.exitstatus,
             backoff_remaining=remaining,
             cpu_percent=self.cpu_percent if live else None,
             rss_bytes=self.rss_bytes if live else None,
             description=self._describe(pid, uptime, remaining),
+            exited_at=self.exited_wall,
+            exits=tuple(self.exits),
         )
 
     def _describe(self, pid: int | None, uptime: float | None, remaining: float | None) -> str:

@@ -198,7 +198,7 @@ class Supervisor:
         with self._lock:
             return self._runner(name).config
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The program's buffered output lines (stdout and stderr merged), or the last ``last``.
 
         Never waits for the supervisor's lock (a spawn may hold it), so a UI can call it.
@@ -206,7 +206,7 @@ class Supervisor:
         buffer = self._buffers.get(name)
         if buffer is None:
             raise KeyError(f"no program named {name!r}")
-        return buffer.lines(last)
+        return buffer.lines(last, stamps)
 
     def output_since(
         self, name: str, cursor: tuple[int, int] | None = None
@@ -336,6 +336,7 @@ class Supervisor:
                 raise RollingRestartError(f"{name} changed during its replacement")
             new.config = dataclasses.replace(new.config, name=name)
             new.spawns += old.spawns
+            new.restarts = old.restarts + 1  # a replacement is a restart of the slot
             old.config = dataclasses.replace(old.config, name=f"{name}~old")
             swapped = {old: new, new: old}
             runners = [swapped.get(r, r) for r in self._programs.values()]

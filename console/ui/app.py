@@ -25,9 +25,12 @@ from console.settings import Settings
 from console.ui.capacity import CapacityWarnings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands
+from console.ui.failures import FailuresScreen
+from console.ui.follow import PollFailed, followed, safe_output
 from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
+from console.ui.process_detail import ProcessDetailScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
 from console.ui.statusbar import StatusBar
 from console.ui.tables import ProcessTable, QueueTable, TaskTable, WorkerTable
@@ -54,7 +57,7 @@ class ConsoleSource(Protocol):
     settings: Settings
 
     def poll(self) -> DashboardData: ...
-    def output(self, name: str, last: int | None = None) -> list[str]: ...
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]: ...
     def restart(self, name: str) -> ActionResult: ...
     def toggle(self, name: str) -> ActionResult: ...
     def toggle_cron(self) -> ActionResult: ...
@@ -110,6 +113,8 @@ class ConsoleApp(App[None]):
         self._stop = threading.Event()
         self._log_lines: list[str] = []
         self._log_name: str | None = None
+        self._poll_error: str | None = None
+        self.stamps = False
         self.last_data: DashboardData | None = None
         self.detached = False
         self.read_only = bool(getattr(source, "read_only", False))
@@ -147,14 +152,21 @@ class ConsoleApp(App[None]):
         """Poll the engine on a steady cadence, one poll at a time, off the UI thread."""
         interval = self.source.settings.refresh_interval
         began = time.monotonic()
+        order: list[str] = []
         while not self._stop.is_set():
             started = time.monotonic()
-            data = self.source.poll()
-            name = self._selected
-            if name is None and data.processes:
-                name = data.processes[0].name
-            lines = self.source.output(name, LOG_TAIL) if name else []
-            self.post_message(DashboardUpdated(data, name, lines))
+            try:
+                data = self.source.poll()
+            except Exception as exc:
+                if getattr(exc, "ends_session", False):
+                    raise
+                self.post_message(PollFailed(f"{type(exc).__name__}: {exc}"))
+            else:
+                names = [p.name for p in data.processes]
+                name = followed(self._selected, order, names)
+                order = names
+                lines = safe_output(self._read_output, name, LOG_TAIL) if name else []
+                self.post_message(DashboardUpdated(data, name, lines))
             if not self.live:
                 return
             wait = interval if started - began >= STARTUP_WINDOW else min(interval, STARTUP_POLL)
@@ -175,9 +187,29 @@ class ConsoleApp(App[None]):
         if wakeup is not None:
             wakeup.set()
 
+    def _read_output(self, name: str, last: int | None) -> list[str]:
+        return self.source.output(name, last, stamps=self.stamps)
+
+    def action_timestamps(self) -> None:
+        """Each output line with the time it arrived, or not (the log pane is redrawn)."""
+        self.stamps = not self.stamps
+        name = self._log_name
+        if name is not None:
+            self._log_name = None  # the next lines do not follow the old ones: redraw
+            self._show_log(name, safe_output(self._read_output, name, LOG_TAIL))
+        self.notify(f"timestamps {'on' if self.stamps else 'off'}", timeout=2)
+
+    @on(PollFailed)
+    def poll_failed(self, message: PollFailed) -> None:
+        """Say once that polls fail (the next success clears it); the refresh goes on."""
+        if message.error != self._poll_error:
+            self._poll_error = message.error
+            self.notify(f"refresh failed: {message.error}", severity="error", timeout=8)
+
     @on(DashboardUpdated)
     def show_data(self, message: DashboardUpdated) -> None:
         """Put a poll result on the screen."""
+        self._poll_error = None
         data = message.data
         self.last_data = data
         self.dashboard.query_one(ProcessTable).show(data.processes)
@@ -196,7 +228,10 @@ class ConsoleApp(App[None]):
         if name != self._log_name:
             title = Text(f"output of {name or '-'} (l: full screen)")
             if self.attachment:
-                title.append(f"   {self.attachment} (d: detach)", "cyan")
+                attached = f"   {self.attachment} (d: detach)"
+                if title.cell_len + len(attached) > self.size.width - 2:  # never cut: say less
+                    attached = "   attached (d: detach)"
+                title.append(attached, "cyan")
             self.dashboard.query_one("#logtitle", Static).update(title)
         self._log_name, self._log_lines = name, lines
         if more is None:
@@ -210,7 +245,8 @@ class ConsoleApp(App[None]):
         """The log pane follows the highlighted process."""
         self._selected = event.key
         if self._selected and self._selected != self._log_name:
-            self._show_log(self._selected, self.source.output(self._selected, LOG_TAIL))
+            lines = safe_output(self._read_output, self._selected, LOG_TAIL)
+            self._show_log(self._selected, lines)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Failures of background work become a visible message instead of a crash."""
@@ -307,7 +343,7 @@ class ConsoleApp(App[None]):
         lines = self.source.settings.log_lines
         screen = LogScreen(
             name,
-            lambda: self.source.output(name, lines),
+            lambda: safe_output(self._read_output, name, lines),
             self.source.settings.refresh_interval,
             live=self.live,
         )
@@ -322,6 +358,14 @@ class ConsoleApp(App[None]):
             sections = [(w, [b for b in keys if b.id != "detach"]) for w, keys in sections]
         self.push_screen(HelpScreen(sections))
 
+    @on(LiveTable.RowSelected, "#processes")
+    def action_process_detail(self) -> None:
+        """Show the selected process's state and last exits (enter, or a click on its row)."""
+        name, data = self._selected_process(), self.last_data
+        process = next((p for p in data.processes if p.name == name), None) if data else None
+        if process is not None:
+            self.push_screen(ProcessDetailScreen(process, data.taken_at if data else None))
+
     @on(LiveTable.RowSelected, "#tasks")
     def task_selected(self) -> None:
         """Enter on a task opens its detail."""
@@ -333,14 +377,29 @@ class ConsoleApp(App[None]):
         if not uuid:
             self.notify("no task selected", severity="warning")
             return
+        self.open_task(uuid)
+
+    def open_task(self, uuid: str) -> None:
+        """The detail of one task, as the engine has it (else as the last poll showed it)."""
         task = self.source.task(uuid)
         if task is None and self.last_data is not None:
-            task = next((t for t in self.last_data.active_tasks if t.uuid == uuid), None)
+            shown = (*self.last_data.active_tasks, *self.last_data.failures)
+            task = next((t for t in shown if t.uuid == uuid), None)
         if task is None:
             self.notify(f"task {uuid[:8]} is no longer known", severity="warning")
             return
         now = self.last_data.taken_at if self.last_data else None
         self.push_screen(TaskDetailScreen(task, self.confirm_revoke, now))
+
+    def action_failures(self) -> None:
+        """The last failed tasks, filterable; enter on one shows its detail."""
+
+        def latest() -> tuple[tuple[TaskInfo, ...], float]:
+            data = self.last_data
+            return (data.failures, data.taken_at) if data else ((), time.time())
+
+        interval = self.source.settings.refresh_interval
+        self.push_screen(FailuresScreen(latest, self.open_task, interval))
 
     def confirm_revoke(self, uuid: str, terminate: bool) -> None:
         """Ask, then revoke a task (``terminate`` also kills it where it runs)."""
@@ -396,9 +455,20 @@ class ConsoleApp(App[None]):
             return
         self._run_action(lambda: self.source.pool(hostname, delta))
 
+    async def action_quit(self) -> None:
+        """ctrl+q and the palette's Quit: the same graceful way out as ``q``."""
+        self.action_quit_console()
+
+    def action_help_quit(self) -> None:
+        """ctrl+c detaches (the programs go on, as after SIGINT); with no server it quits."""
+        if self.attachment is not None:
+            self.action_detach()
+        else:
+            self.action_quit_console()
+
     def action_quit_console(self) -> None:
         """Stop every child gracefully, then leave (asking first when tasks are running)."""
-        if self._stop.is_set():
+        if self._stop.is_set() or isinstance(self.screen, QuitScreen):
             return
         running = len(self.last_data.active_tasks) if self.last_data else 0
         if not running:

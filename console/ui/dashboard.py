@@ -14,13 +14,18 @@ from textual.widgets import Footer, Input, Log, Static
 
 from console.ui.capacity import CapacityWarnings
 from console.ui.commands import PaletteCommand
+from console.ui.failures import FailuresScreen
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
+from console.ui.process_detail import ProcessDetailScreen
 from console.ui.screens import LogScreen, TaskDetailScreen
 from console.ui.statusbar import StatusBar
 from console.ui.tables import ProcessTable, QueueTable, SyncTable, TaskTable, WorkerTable
 
 LOG_TAIL = 500
+SHORT_FOOTER_BELOW = 100
+#: Keys the footer leaves out below SHORT_FOOTER_BELOW columns (``?`` and the palette have them).
+OPTIONAL_KEYS = frozenset({"app.rolling_restart", "app.logs", "filter"})
 SCALE = Binding.Group("scale")
 
 
@@ -30,6 +35,21 @@ class FilterInput(Input):
     BINDINGS: ClassVar = [
         Binding("escape", "screen.close_filter(True)", "clear", id="filter_clear", tooltip="Clear"),
     ]
+
+
+class ConsoleFooter(Footer):
+    """The footer; with the ``-short`` class it leaves out the keys in :data:`OPTIONAL_KEYS`."""
+
+    DEFAULT_CSS = """
+    ConsoleFooter.-short FooterKey.-optional { display: none; }
+    """
+
+    def compose(self) -> ComposeResult:
+        """Footer's keys, the optional ones marked."""
+        for widget in super().compose():
+            if getattr(widget, "action", None) in OPTIONAL_KEYS:
+                widget.add_class("-optional")
+            yield widget
 
 
 class DashboardScreen(Screen[None]):
@@ -61,6 +81,30 @@ class DashboardScreen(Screen[None]):
         Binding("o", "sort", "sort", id="sort", tooltip="Sort by the next column", show=False),
         Binding("O", "sort_reverse", "reverse", id="sort_reverse", tooltip="Reverse", show=False),
         Binding(
+            "t",
+            "app.timestamps",
+            "time",
+            id="timestamps",
+            tooltip="Output lines with the time they arrived (again: without)",
+            show=False,
+        ),
+        Binding(
+            "F",
+            "app.failures",
+            "failures",
+            id="failures",
+            tooltip="Recent failed tasks",
+            show=False,
+        ),
+        Binding(
+            "z",
+            "zoom",
+            "zoom",
+            id="zoom",
+            tooltip="The focused table alone, full width: every column (z again: back)",
+            show=False,
+        ),
+        Binding(
             "question_mark", "app.help", "help", id="help", key_display="?", tooltip="Every key"
         ),
         Binding("d", "app.detach", "detach", id="detach", tooltip="Leave everything running"),
@@ -70,6 +114,7 @@ class DashboardScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._filter_target: SyncTable | None = None
+        self._zoomed: SyncTable | None = None
 
     def compose(self) -> ComposeResult:
         """Status bar, four tables, the log pane, the filter box and the footer."""
@@ -85,7 +130,7 @@ class DashboardScreen(Screen[None]):
             yield Static("output", id="logtitle")
             yield Log(id="log", max_lines=LOG_TAIL, auto_scroll=True)
         yield FilterInput(placeholder="filter: enter keeps, escape clears", id="filter")
-        yield Footer(show_command_palette=False)
+        yield ConsoleFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         """Title the tables and focus the processes."""
@@ -97,6 +142,10 @@ class DashboardScreen(Screen[None]):
         ):
             self.query_one(table).border_title = title
         self.query_one(ProcessTable).focus()
+
+    def on_resize(self) -> None:
+        """Below 100 columns the footer leaves out a few keys (``?`` lists them), so none is cut."""
+        self.query_one(ConsoleFooter).set_class(self.size.width < SHORT_FOOTER_BELOW, "-short")
 
     def focused_table(self) -> SyncTable:
         """The table with focus (or the last filtered one, or the processes)."""
@@ -139,6 +188,16 @@ class DashboardScreen(Screen[None]):
         """Sort the focused table by its next column."""
         self.notify(self.focused_table().cycle_sort(), timeout=2)
 
+    def action_zoom(self) -> None:
+        """Show the focused table alone at full width (every column that fits), or go back."""
+        table = self.focused_table()
+        self._zoomed = None if self._zoomed is not None else table
+        for box in self.query("#top, #middle, #logbox"):
+            box.display = self._zoomed is None or table in box.children
+        for other in self.query(SyncTable):
+            other.display = self._zoomed is None or other is table
+        table.focus()
+
     def action_sort_reverse(self) -> None:
         """Reverse the focused table's sort."""
         self.notify(self.focused_table().reverse_sort(), timeout=2)
@@ -165,7 +224,16 @@ def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
         ("workers", _own(WorkerTable.BINDINGS)),
         ("any table", cursor),
         ("filter box", _own(FilterInput.BINDINGS)),
+        (
+            "log pane",
+            [
+                Binding("left,right", "", "scroll", tooltip="Long lines: tab to the log, scroll"),
+                Binding("l", "", "full screen", tooltip="The whole output, searchable"),
+            ],
+        ),
         ("task detail", _own(TaskDetailScreen.BINDINGS)),
+        ("recent failures", _own(FailuresScreen.BINDINGS)),
+        ("process detail", _own(ProcessDetailScreen.BINDINGS)),
         ("logs", _own(LogScreen.BINDINGS)),
         ("quit dialog", _own(QuitScreen.BINDINGS)),
         ("confirm dialog", _own(ConfirmScreen.BINDINGS)),

@@ -192,6 +192,12 @@ def demo_data(scenario: str = "main") -> DashboardData:
         workers = [_worker(w.hostname, 0, w.processed, w.failed, online=False) for w in workers]
         tasks = []
     capacity = demo_capacity() if scenario == "memory-warning" else None
+    failures = (
+        _failed("9a0c11d2e3f44b55", "workers.save_event", "worker-2@ops-1", 42.0, "StoreBusy()"),
+        _failed(
+            "1b2c3d4e5f60718a", "workers.process_event", "batch@ops-2", 610.0, "KeyError('id')"
+        ),
+    )
     return DashboardData(
         capacity=capacity,
         broker_url=URL,
@@ -204,6 +210,7 @@ def demo_data(scenario: str = "main") -> DashboardData:
         cluster_state="listening",
         events_received=845_310,
         taken_at=NOW,
+        failures=failures,
     )
 
 
@@ -240,6 +247,12 @@ def demo_capacity() -> BrokerCapacity:
     )
 
 
+def _failed(uuid: str, name: str, worker: str, ago: float, exception: str) -> TaskInfo:
+    """A task that failed ``ago`` seconds before the demo's instant."""
+    task = _task(uuid, name, worker, 0.3, "()", state="FAILURE", exception=exception)
+    return replace(task, received=NOW - ago - 0.5, started=NOW - ago - 0.3, finished=NOW - ago)
+
+
 DEMO_LOG = [
     "[2026-11-27 03:12:44,101: WARNING/MainProcess] consumer: Connection to broker lost. "
     "Trying to re-establish the connection...",
@@ -264,14 +277,15 @@ class DemoSource:
         """The scenario's frozen data."""
         return demo_data(self.scenario)
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """A short fixed log."""
+        lines = list(DEMO_LOG[-last:] if last else DEMO_LOG)
         if name == "ingest-1":
-            return [
+            lines = [
                 "Traceback (most recent call last):",
                 "ModuleNotFoundError: No module named 'ingest'",
             ]
-        return DEMO_LOG[-last:] if last else list(DEMO_LOG)
+        return [f"03:13:05 {line}" for line in lines] if stamps else lines
 
     def _act(self, text: str) -> ActionResult:
         self.actions.append(text)

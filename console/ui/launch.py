@@ -66,7 +66,7 @@ def detach_message(server_pid: int) -> str:
 
 
 def install_detach_on_signals(console: Any, main_done: Event) -> None:
-    """SIGTERM and SIGHUP (a dropped SSH session, a killed tmux) only detach this screen.
+    """SIGTERM, SIGHUP (a dropped SSH session, a killed tmux) and SIGINT only detach this screen.
 
     The programs belong to the server; this process just leaves. With the terminal gone the UI
     can be stuck writing to it, so if it has not ended a few seconds later the process ends anyway.
@@ -86,7 +86,7 @@ def install_detach_on_signals(console: Any, main_done: Event) -> None:
             fired.set()
             threading.Thread(target=finish, args=(signum,), name="detach", daemon=True).start()
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, on_signal)
 
 

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from console.cluster import TaskInfo
+from console.cluster.models import FINISHED_STATES
 from console.ui import format as fmt
 
 
@@ -105,6 +106,12 @@ class TaskDetailScreen(Screen[None]):
         with VerticalScroll(id="detail"):
             yield Static(task_details(self.task_info, self.now or time.time()), id="detail-body")
         yield Footer(show_command_palette=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``x`` / ``X`` only for a task that can still be revoked (not one that has finished)."""
+        if action == "revoke":
+            return self.task_info.state not in FINISHED_STATES
+        return True
 
     def action_revoke(self, terminate: bool) -> None:
         """Revoke (or terminate) the task shown, after a confirmation."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.events import Resize
@@ -14,7 +17,8 @@ from console.cluster import TaskInfo, WorkerInfo
 from console.queuestats import QueueRow
 from console.supervision import ProcessSnapshot, ProcessState
 from console.ui import format as fmt
-from console.ui.livetable import Cell, LiveTable
+from console.ui.livetable import PAD, Cell, LiveTable
+from console.ui.process_detail import last_exit_note
 
 SortValue = str | float
 
@@ -52,11 +56,15 @@ def _plain(cell: Cell) -> str:
 
 
 class SyncTable(LiveTable):
-    """A LiveTable fed whole row lists, shown filtered and sorted; narrow widths drop columns."""
+    """A LiveTable fed whole row lists, shown filtered and sorted.
+
+    The columns marked ``narrow`` always show; each other one shows when it fits whole in the
+    table's width, so no value is ever cut. The subtitle says how many are hidden.
+    """
 
     COLUMNS: tuple[Column, ...] = ()
     WIDE_WIDTH = 60
-    """Below this many columns of width, only the columns marked ``narrow`` are shown."""
+    """Below this many columns of width, cells use their short forms."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -66,23 +74,57 @@ class SyncTable(LiveTable):
         self.filter_text = ""
         self.narrow = False
         self._shown: tuple[Column, ...] = ()
+        self._last_shown: tuple[Any, ...] | None = None
 
     def on_mount(self) -> None:
         """Create the columns once."""
-        self._set_columns(0 < self.size.width < self.WIDE_WIDTH)
+        self.narrow = 0 < self.size.width < self.WIDE_WIDTH
         self._render_rows()
 
     def on_resize(self, event: Resize) -> None:
         """Drop or bring back the optional columns as the table's width changes."""
         narrow = event.size.width < self.WIDE_WIDTH
-        if narrow != self.narrow:
-            self._set_columns(narrow)
+        if narrow != self.narrow and self._last_shown is not None:
+            self.narrow = narrow
+            self.show(*self._last_shown)  # cells have short and long forms
+        else:
+            self.narrow = narrow
             self._render_rows()
 
-    def _set_columns(self, narrow: bool) -> None:
-        self.narrow = bool(narrow)
-        self._shown = tuple(c for c in self.COLUMNS if c.narrow or not self.narrow)
-        self.set_columns([(column.key, column.label) for column in self._shown])
+    def show(self, *data: Any) -> None:
+        """Render the table's data (each table names its own arguments)."""
+        raise NotImplementedError
+
+    def wanted_columns(self) -> tuple[Column, ...]:
+        """The columns this table offers now (all of them, unless a table says otherwise)."""
+        return self.COLUMNS
+
+    @property
+    def hidden_columns(self) -> int:
+        """How many columns do not fit the table's width now."""
+        return len(self.wanted_columns()) - len(self._shown)
+
+    def _fit_columns(self) -> tuple[Column, ...]:
+        wanted = self.wanted_columns()
+        room = self.scrollable_content_region.width
+        if room <= 0:
+            return wanted
+        room += PAD  # the last column's trailing blank may go
+        widths = [cell_len(c.label) for c in self.COLUMNS]
+        for row in self.rows_in:
+            for i, cell in enumerate(row.cells):
+                widths[i] = max(widths[i], cell_len(_plain(cell)))
+        pad = 2 * PAD
+        pairs = [(w, c) for w, c in zip(widths, self.COLUMNS, strict=True) if c in wanted]
+        used = sum(w + pad for w, c in pairs if c.narrow)
+        shown = []
+        for width, column in pairs:
+            if not column.narrow:
+                if used + width + pad > room:
+                    continue
+                used += width + pad
+            shown.append(column)
+        return tuple(shown)
 
     # rows, sort, filter --------------------------------------------------------------------
     def show_rows(self, rows: Sequence[Row]) -> None:
@@ -102,13 +144,10 @@ class SyncTable(LiveTable):
         return rows
 
     def cycle_sort(self) -> str:
-        """Sort by the next column (after the last, back to the natural order)."""
-        if self.sort_index is None:
-            self.sort_index = 0
-        elif self.sort_index + 1 < len(self.COLUMNS):
-            self.sort_index += 1
-        else:
-            self.sort_index = None
+        """Sort by the next column shown (after the last, back to the natural order)."""
+        shown = [self.COLUMNS.index(c) for c in self._shown] or [0]
+        later = [i for i in shown if self.sort_index is None or i > self.sort_index]
+        self.sort_index = later[0] if later else None
         self.sort_reverse = False
         self._render_rows()
         return self.sort_label()
@@ -134,10 +173,16 @@ class SyncTable(LiveTable):
         self._render_rows()
 
     def _render_rows(self) -> None:
+        fit = self._fit_columns()
+        if fit != self._shown:
+            self._shown = fit
+            self.set_columns([(column.key, column.label) for column in fit])
         rows = self.visible_rows()
         index = [self.COLUMNS.index(c) for c in self._shown]
         self.sync([(r.key, [r.cells[i] for i in index]) for r in rows])
         notes = []
+        if self.hidden_columns:
+            notes.append(f"+{self.hidden_columns} cols: z")
         if self.sort_index is not None:
             notes.append(self.sort_label().replace("sorted by ", "by "))
         if self.filter_text:
@@ -173,18 +218,30 @@ class ProcessTable(SyncTable):
     BINDINGS = [
         Binding("r", "app.restart", "restart", id="restart", tooltip="Restart the process"),
         Binding("s", "app.toggle_selected", "stop/start", id="toggle", tooltip="Stop or start it"),
+        Binding(
+            "enter",
+            "app.process_detail",
+            "detail",
+            id="process_detail",
+            tooltip="Process detail: its last exits",
+            show=False,
+        ),
     ]
     WIDE_WIDTH = 50
 
     def show(self, processes: Sequence[ProcessSnapshot]) -> None:
         """Render process snapshots."""
+        self._last_shown = (processes,)
         rows = []
+        now = time.time()
         for p in processes:
             state = Text(str(p.state), style=STATE_STYLE.get(p.state, ""))
             # A running program's description only repeats pid and uptime, ticking every second.
             info = "" if p.state == ProcessState.RUNNING else p.description
             # A cron's role sits by its name: the info column is off screen on narrow terminals.
             name = f"{p.name} ({p.role})" if p.role and p.state == ProcessState.RUNNING else p.name
+            if p.state in (ProcessState.RUNNING, ProcessState.STARTING):
+                info = last_exit_note(p, now) or info
             if p.state == ProcessState.BACKOFF and p.backoff_remaining is not None:
                 info = f"retry in {p.backoff_remaining:.0f}s"
             cells = (
@@ -236,24 +293,20 @@ class QueueTable(SyncTable):
         super().__init__(id=id)
         self.capacity_columns = False
 
-    def _set_columns(self, narrow: bool) -> None:
-        self.narrow = bool(narrow)
-        self._shown = tuple(
-            c
-            for c in self.COLUMNS
-            if (c.narrow or not self.narrow)
-            and (self.capacity_columns or c.key not in self.CAPACITY_KEYS)
-        )
-        self.set_columns([(column.key, column.label) for column in self._shown])
+    def wanted_columns(self) -> tuple[Column, ...]:
+        """The columns, the capacity ones only once capacity figures have arrived."""
+        if self.capacity_columns:
+            return self.COLUMNS
+        return tuple(c for c in self.COLUMNS if c.key not in self.CAPACITY_KEYS)
 
     def show(self, queues: Sequence[QueueRow], capacity: BrokerCapacity | None = None) -> None:
         """Render queue rows (with the capacity columns once capacity figures arrive)."""
+        self._last_shown = (queues, capacity)
         wanted = capacity is not None and any(
             q.unacked is not None or q.bytes is not None for q in capacity.queues
         )
         if wanted and not self.capacity_columns:
             self.capacity_columns = True
-            self._set_columns(self.narrow)
         rows = []
         for q in queues:
             depth: Cell = str(q.ready) if q.exists else Text("missing", style="dim")
@@ -320,6 +373,7 @@ class TaskTable(SyncTable):
 
     def show(self, tasks: Sequence[TaskInfo], now: float) -> None:
         """Render active tasks."""
+        self._last_shown = (tasks, now)
         rows = []
         for t in tasks:
             runtime = now - t.started if t.started else None
@@ -369,6 +423,7 @@ class WorkerTable(SyncTable):
 
     def show(self, workers: Sequence[WorkerInfo], remote: frozenset[str]) -> None:
         """Render workers."""
+        self._last_shown = (workers, remote)
         rows = []
         for w in workers:
             status = Text("online", "green") if w.online else Text("offline", "bold red")

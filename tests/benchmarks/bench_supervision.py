@@ -236,7 +236,8 @@ def run_supervised(bench: Bench, round_no: int) -> Window:
         )
         supervisor.run_in_background()
         result = measure(bench, lambda: supervisor.snapshot()[0].pgid)
-        tail = supervisor.output(name, last=1)
+        # The last line the worker wrote (an exit's "---- " mark may follow it).
+        tail = [x for x in supervisor.output(name, last=3) if not x.startswith("---- ")][-1:]
         if not tail or "processed event" not in tail[0]:
             raise RuntimeError(f"the supervisor did not capture the task log lines: {tail!r}")
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from console.actions import ActionResult
 from console.programs import alternate_node_name, celery_node_name
 from console.runtime import worker_node_name
-from console.settings import WorkerGroup
+from console.settings import WorkerGroup, console_id
 from console.supervision import ProcessState
 from tests.chaos_support.helpers import supervised_workers, wait_until
 
@@ -25,7 +26,7 @@ FINISHED_WITHIN = 60.0
 @pytest.mark.parametrize(
     ("template", "expected"),
     [
-        ("{name}-{n}@%h", "{name}-1@{host}"),
+        ("{name}-{n}@%h", "{name}-1.{console}@{host}"),  # the state dir is not the default
         ("%n-{n}@%d", "{short}-1@{domain_or_host}"),  # no domain: Celery fills in the host
         ("plain-{n}", "celery@plain-1"),  # no "@": Celery takes the whole value as the host part
     ],
@@ -41,7 +42,14 @@ def test_rolling_restart_with_node_name_template(
     host = socket.gethostname()
     short, _, domain = host.partition(".")
     group = WorkerGroup(name=f"n{unique}", processes=1, concurrency=1, hostname=template)
-    node = expected.format(name=group.name, host=host, short=short, domain_or_host=domain or host)
+    group = replace(group, console=console_id(state_dir))  # as the console's settings set it
+    node = expected.format(
+        name=group.name,
+        host=host,
+        short=short,
+        domain_or_host=domain or host,
+        console=group.console,
+    )
     assert worker_node_name(group, 1) == node
     with supervised_workers(redis_url, state_dir, unique, group, monkeypatch) as runtime:
         wait_until(lambda: runtime.control.ping([node]).get(node, False), 90, f"{node} answering")
@@ -50,7 +58,9 @@ def test_rolling_restart_with_node_name_template(
         pid_before = runtime.supervisor.snapshot()[0].pid
         outcome: list[ActionResult] = []
         began = time.monotonic()
-        restarter = threading.Thread(target=lambda: outcome.append(runtime.rolling_restart()))
+        restarter = threading.Thread(
+            target=lambda: outcome.append(runtime.rolling_restart().message)
+        )
         restarter.start()
         restarter.join(FINISHED_WITHIN)
         took = time.monotonic() - began

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from console.settings import console_id
 from tests.chaos_support.helpers import descendants, wait_gone, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -166,8 +167,11 @@ def test_ctl_drives_a_served_console_and_shutdown_stops_it_warm(
         try:
             wait_until(lambda: served.clients() >= 2, 30, "the follower attached")  # + this one
             served.ctl("restart", "worker-1")  # the new worker prints its banner: followed live
-            # The replacement starts beside the old worker, on the slot's other node name.
-            banner = re.compile(r"worker-1(-b)?@")
+            # The replacement starts beside the old worker, on the slot's other node name; a
+            # console on a state directory of its own puts its id in the name.
+            ident = console_id(state_dir)
+            node = rf"worker-1\.{ident}" if ident else "worker-1"
+            banner = re.compile(rf"{node}(-b)?@")
             wait_until(lambda: any(banner.search(line) for line in lines), 60, "followed output")
         finally:
             follower.kill()  # a client's death touches no program

@@ -34,6 +34,11 @@ def gone(pid: int) -> bool:
         return True
 
 
+def child_lines(sup: Supervisor, name: str) -> list[str]:
+    """What the program wrote: its output without the supervisor's exit marks."""
+    return [line for line in sup.output(name) if not line.startswith("---- ")]
+
+
 @pytest.fixture
 def supervisor() -> Iterator[Supervisor]:
     """A real supervisor running in the background; everything it started dies at the end."""
@@ -60,8 +65,8 @@ def test_a_command_that_fails_at_once_ends_fatal_after_backoff_waits(
     command = ["sh", "-c", "date +%s.%N; exit 3"]
     supervisor.add_program(ProgramConfig("bad", command, startsecs=0.5, startretries=3))
     assert supervisor.wait_for(lambda s: s[0].state is ProcessState.FATAL, 15)
-    assert supervisor.wait_for(lambda _: len(supervisor.output("bad")) >= 4, 5)
-    starts = [float(line) for line in supervisor.output("bad")]
+    assert supervisor.wait_for(lambda _: len(child_lines(supervisor, "bad")) >= 4, 5)
+    starts = [float(line) for line in child_lines(supervisor, "bad")]
     assert len(starts) == 4
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     for expected, gap in zip((1.0, 2.0, 3.0), gaps, strict=True):
@@ -88,11 +93,12 @@ def test_a_fast_writer_is_never_blocked_and_the_buffer_keeps_the_last_lines(
     )
     supervisor.add_program(config)
     assert supervisor.wait_for(lambda s: s[0].state is ProcessState.EXITED, 60)
-    wait_until(lambda: supervisor.output("chatty", 1)[0].startswith("took"), 10, "the last line")
+    wait_until(lambda: supervisor.output("chatty", 2)[0].startswith("took"), 10, "the last line")
     lines = supervisor.output("chatty")
     assert len(lines) == 1000
-    assert lines[0] == "line 199001" and lines[-2] == "line 199999"
-    assert float(lines[-1].split()[1]) < 5.0  # writing never waited on a slow reader
+    assert lines[-1].startswith("---- ") and "chatty: exited 0" in lines[-1]  # the exit's mark
+    assert lines[0] == "line 199002" and lines[-3] == "line 199999"
+    assert float(lines[-2].split()[1]) < 5.0  # writing never waited on a slow reader
     assert supervisor.snapshot()[0].exitstatus == 0
     assert supervisor.output("chatty", 3) == lines[-3:]
 

@@ -39,9 +39,9 @@ class SupervisedDemo(DemoSource):
         super().__init__("main")
         self.supervisor = supervisor
 
-    def output(self, name: str, last: int | None = None) -> list[str]:
+    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The supervisor's buffer of ``name``."""
-        return self.supervisor.output(name, last)
+        return self.supervisor.output(name, last, stamps)
 
 
 async def test_keys_are_answered_while_a_spawn_holds_the_supervisor_lock() -> None:
