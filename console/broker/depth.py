@@ -15,6 +15,7 @@ from amqp import spec
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from console.broker.amqp_connect import amqp_connection
 from console.broker.errors import BrokerUnavailable, describe_error
 from console.broker.urls import BrokerURL
 
@@ -144,19 +145,7 @@ class AMQPDepthProbe:
         if self._conn is not None and self._channel is not None and self._channel.is_open:
             return self._channel
         self._drop()
-        url = self._url
-        host = f"[{url.host}]:{url.port}" if ":" in (url.host or "") else f"{url.host}:{url.port}"
-        conn = amqp.Connection(
-            host=host,
-            userid=url.username or "guest",
-            password=url.password or "",
-            virtual_host=url.vhost or "/",
-            ssl=url.tls,
-            connect_timeout=self._timeout,
-            read_timeout=self._timeout,
-            write_timeout=self._timeout,
-            heartbeat=0,
-        )
+        conn = amqp_connection(self._url, self._timeout)
         self._conn = conn
         conn.connect()
         self._channel = conn.channel()

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import amqp
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from console.broker.amqp_connect import amqp_connection
 from console.broker.errors import describe_error
 from console.broker.urls import BrokerURL
 
@@ -65,18 +65,7 @@ class _AMQPSession:
     """One AMQP connection and channel: basic.qos/qos-ok for the round trip."""
 
     def __init__(self, url: BrokerURL, timeout: float) -> None:
-        host = f"[{url.host}]:{url.port}" if ":" in (url.host or "") else f"{url.host}:{url.port}"
-        self._conn = amqp.Connection(
-            host=host,
-            userid=url.username or "guest",
-            password=url.password or "",
-            virtual_host=url.vhost or "/",
-            ssl=url.tls,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            write_timeout=timeout,
-            heartbeat=0,
-        )
+        self._conn = amqp_connection(url, timeout)
         try:
             self._conn.connect()
             self._channel: Any = self._conn.channel()

@@ -16,6 +16,7 @@ from typing import Any
 
 import amqp
 
+from console.broker.amqp_connect import amqp_connection
 from console.broker.errors import describe_error
 from console.broker.urls import BrokerURL
 
@@ -95,18 +96,9 @@ class BlockedWatcher:
         self._set(None)
 
     def _connect(self) -> amqp.Connection:
-        url = self.url
-        host = f"[{url.host}]:{url.port}" if ":" in (url.host or "") else f"{url.host}:{url.port}"
-        conn = amqp.Connection(
-            host=host,
-            userid=url.username or "guest",
-            password=url.password or "",
-            virtual_host=url.vhost or "/",
-            ssl=url.tls,
-            connect_timeout=self.timeout,
-            read_timeout=self.timeout,
-            write_timeout=self.timeout,
-            heartbeat=0,
+        conn = amqp_connection(
+            self.url,
+            self.timeout,
             on_blocked=self._on_blocked,
             on_unblocked=self._on_unblocked,
         )

@@ -22,6 +22,7 @@ from typing import Any
 
 import amqp
 
+from console.broker.amqp_connect import amqp_connection
 from console.broker.urls import BrokerURL
 from console.cron.lease import BrokerUnavailable, LeaseTiming, Refresh
 
@@ -57,21 +58,7 @@ class AMQPCoordinator:
     def _connect(self) -> Any:
         if self._conn is None:
             url = self._url
-            host = (
-                f"[{url.host}]:{url.port}" if ":" in (url.host or "") else f"{url.host}:{url.port}"
-            )
-            timeout = self._timing.io_timeout
-            conn = amqp.Connection(
-                host=host,
-                userid=url.username or "guest",
-                password=url.password or "",
-                virtual_host=url.vhost or "/",
-                ssl=url.tls,
-                connect_timeout=timeout,
-                read_timeout=timeout,
-                write_timeout=timeout,
-                heartbeat=self._timing.heartbeat,
-            )
+            conn = amqp_connection(url, self._timing.io_timeout, heartbeat=self._timing.heartbeat)
             self._conn = conn
             conn.connect()
             channel = conn.channel()

@@ -48,6 +48,18 @@ class Served:
         assert out.returncode == 0, out.stderr
         return {p["name"]: (p["state"], p["pid"]) for p in json.loads(out.stdout)["processes"]}
 
+    def serve_again(self) -> subprocess.Popen[str]:
+        """Start the next ``serve`` on the same configuration (after this one has ended)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "console", "serve"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            start_new_session=True,
+            text=True,
+        )
+
     def clients(self) -> int:
         """Clients attached right now, counting the ``ctl status`` that asks."""
         import json
@@ -228,15 +240,7 @@ def test_sigkill_of_the_server_leaves_nothing_within_3_seconds(
         served.proc.wait(5)
         assert wait_gone(found, 3.0) == []
         # The next server replaces the socket the dead one left.
-        served.proc = subprocess.Popen(
-            [sys.executable, "-m", "console", "serve"],
-            env=served.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-            start_new_session=True,
-            text=True,
-        )
+        served.proc = served.serve_again()
         served.wait_running({"worker-1", "worker-2", "cron"})
 
 
@@ -369,15 +373,7 @@ def test_sigterm_of_the_server_stops_warm_and_the_next_server_loses_nothing(
         stored_at_stop = store_count(store)
         assert stored_at_stop < total, "the stop came too late to prove anything"
 
-        served.proc = subprocess.Popen(
-            [sys.executable, "-m", "console", "serve"],
-            env=served.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-            start_new_session=True,
-            text=True,
-        )
+        served.proc = served.serve_again()
         wait_until(lambda: store_count(store) >= total, 180, f"{total} rows", step=0.5)
         assert store_count(store) == total
         print(f"{stored_at_stop} rows at the stop, {total} after the next server")
