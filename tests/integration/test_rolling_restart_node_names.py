@@ -58,9 +58,7 @@ def test_rolling_restart_with_node_name_template(
         pid_before = runtime.supervisor.snapshot()[0].pid
         outcome: list[ActionResult] = []
         began = time.monotonic()
-        restarter = threading.Thread(
-            target=lambda: outcome.append(runtime.rolling_restart().message)
-        )
+        restarter = threading.Thread(target=lambda: outcome.append(runtime.rolling_restart()))
         restarter.start()
         restarter.join(FINISHED_WITHIN)
         took = time.monotonic() - began
