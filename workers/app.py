@@ -27,9 +27,15 @@ MAX_PRIORITY = 10
 
 
 def transport_options(settings: WorkerSettings) -> dict[str, Any]:
-    """Broker transport options for the settings' broker (Redis only; AMQP needs none)."""
+    """Broker transport options for the settings' broker.
+
+    On RabbitMQ every publish waits for the broker's confirm: ``process_event`` queues
+    ``save_event`` from a pool child, and its task is acked once it returns, so a child killed
+    right after an unconfirmed publish (its socket reset with the bytes still unsent) would
+    lose the event. On Redis the publish is a command with a reply already.
+    """
     if broker_kind(settings.broker_url) != "redis":
-        return {}
+        return {"confirm_publish": True}
     return {
         "priority_steps": list(REDIS_PRIORITY_STEPS),
         "sep": ":",

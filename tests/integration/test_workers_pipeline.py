@@ -185,7 +185,7 @@ def test_events_flow_through_rabbitmq(
     env = make_env(rabbitmq_url, unique, tmp_path)
     worker = start_worker(spawn, env, unique)
     client = make_app(env, main="test-client")
-    assert client.conf.broker_transport_options == {}
+    assert client.conf.broker_transport_options == {"confirm_publish": True}
     queue = f"events.process_event-{unique}"
     with client.producer_or_acquire() as prod:
         for n in range(50):

@@ -118,7 +118,7 @@ def test_broker_schemes(url: str, kind: str) -> None:
     if kind == "redis":
         assert options["queue_order_strategy"] == "priority"
     else:
-        assert options == {}
+        assert options == {"confirm_publish": True}  # a publish waits for the broker
         assert app.conf.task_queue_max_priority == 10
     # kombu accepts the URL and the options (no connection is made here).
     with app.connection_for_write() as conn:
