@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import errno
 import itertools
-import os
 import queue
 import socket
 import threading
@@ -331,14 +330,3 @@ class RemoteSource:
     def detach(self) -> None:
         """Leave everything running and close the connection."""
         self.client.close()
-
-
-def server_pid_alive(pid: int) -> bool:
-    """True while a process with this pid exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

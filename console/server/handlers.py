@@ -85,17 +85,14 @@ class RequestHandlers:
         return {"type": "ok"}
 
     def op_output(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
-        """The tail of a program's output, or ``unchanged`` when the client's mark is current."""
+        """The tail of a program's output, once (``watch`` keeps a screen's copy current)."""
         name = str(message["name"])
         last, stamps = message.get("last"), message.get("stamps")
         try:
-            mark = self.runtime.supervisor.output_mark(name)  # before the lines: never too new
-            if message.get("mark") == mark:
-                return {"type": "output", "mark": mark, "unchanged": True}
             lines = self.runtime.output(name, int(last) if last else None, bool(stamps))
         except KeyError:
             return {"type": "error", "message": f"no program named {name!r}"}
-        return {"type": "output", "mark": mark, "lines": lines}
+        return {"type": "output", "lines": lines}
 
     def op_watch(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
         """A program's output tail now, then pushed to this client whenever it grows."""

@@ -70,13 +70,8 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__}")
 
 
-def data_to_json(data: DashboardData) -> dict[str, Any]:
-    """A snapshot as plain JSON values."""
-    return dict(json.loads(json.dumps(data, default=_default)))
-
-
 def data_from_json(value: dict[str, Any]) -> DashboardData:
-    """A snapshot rebuilt from :func:`data_to_json`'s shape."""
+    """A snapshot rebuilt from what :func:`encode` made of it."""
     result = from_json(DashboardData, value)
     assert isinstance(result, DashboardData)
     return result

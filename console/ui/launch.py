@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from console.server.client import RemoteSource, ServerClient, ServerRefused
+from console.server.client import RemoteSource, ServerRefused
 from console.server.lifecycle import connect_or_start
 from console.settings import Settings
 
@@ -88,6 +88,3 @@ def install_detach_on_signals(console: Any, main_done: Event) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, on_signal)
-
-
-__all__ = ["ServerClient", "run_console"]
