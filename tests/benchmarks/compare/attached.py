@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import os
 import queue
 import re
 import signal
 import socket
-import struct
 import subprocess
-import termios
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -31,7 +28,7 @@ from console.runtime import DashboardData
 from console.server.client import NoServer, ServerClient
 from console.server.protocol import data_from_json
 from tests.benchmarks.compare.benchapp import APP_PATH
-from tests.benchmarks.compare.procs import BIN, HOST, PORT, ROOT, TERM_SIZE, Launcher, wait_until
+from tests.benchmarks.compare.procs import BIN, HOST, PORT, Launcher, wait_until
 
 DATA_FRAME = b"attached: server"
 """Drawn (status bar, log title) only once the screen shows a snapshot from the server."""
@@ -100,26 +97,9 @@ class ServerLauncher(Launcher):
         self, argv: Sequence[str], env: dict[str, str], patterns: dict[str, bytes]
     ) -> tuple[subprocess.Popen[bytes], Screen, float]:
         """Start ``argv`` on a fresh 140x40 pseudo-terminal; the process, its screen, when."""
-        master, slave = os.openpty()
-        rows, cols = TERM_SIZE
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        screen = Screen(master, patterns)
         began = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-        finally:
-            os.close(slave)
-        self._procs.append(proc)
-        self._fds.append(master)
-        return proc, screen, began
+        proc, master = self.spawn_on_pty(argv, env)
+        return proc, Screen(master, patterns), began
 
 
 def console_env(launcher: Launcher, url: str, state_dir: Path, conf: Path) -> dict[str, str]:

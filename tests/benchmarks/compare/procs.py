@@ -85,6 +85,15 @@ class Launcher:
         self, argv: Sequence[str], env: dict[str, str], *, log: Path | None = None
     ) -> subprocess.Popen[bytes]:
         """Start ``argv`` on a fresh pseudo-terminal (140x40) whose output is always drained."""
+        proc, master = self.spawn_on_pty(argv, env)
+        threading.Thread(target=_drain, args=(master, log), daemon=True).start()
+        return proc
+
+    def spawn_on_pty(
+        self, argv: Sequence[str], env: dict[str, str]
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        """Start ``argv`` in its own session on a fresh 140x40 pseudo-terminal; the process and
+        the terminal's master side, which the caller must keep reading."""
         master, slave = os.openpty()
         rows, cols = TERM_SIZE
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -102,8 +111,7 @@ class Launcher:
             os.close(slave)
         self._procs.append(proc)
         self._fds.append(master)
-        threading.Thread(target=_drain, args=(master, log), daemon=True).start()
-        return proc
+        return proc, master
 
     def stop(self, proc: subprocess.Popen[Any], grace: float = 0.0) -> None:
         """SIGTERM the process (when ``grace``), wait up to ``grace`` s, then SIGKILL its group."""
