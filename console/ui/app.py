@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Log, Static
 from textual.worker import Worker, WorkerState
@@ -212,6 +214,11 @@ class ConsoleApp(App[None]):
         self._poll_error = None
         data = message.data
         self.last_data = data
+        # A refresh can arrive while the app takes its widgets down at exit: drop it.
+        with contextlib.suppress(NoMatches):
+            self._show_data(data, message)
+
+    def _show_data(self, data: DashboardData, message: DashboardUpdated) -> None:
         self.dashboard.query_one(ProcessTable).show(data.processes)
         self.dashboard.query_one(QueueTable).show(data.queues, data.capacity)
         self.dashboard.query_one(CapacityWarnings).show(data.capacity)
