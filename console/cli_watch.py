@@ -148,7 +148,7 @@ def _runtime(obj: Any) -> Iterator[ConsoleRuntime]:
         runtime.control.close()
 
 
-@control.command("pool")
+@control.command("pool", context_settings={"ignore_unknown_options": True})  # DELTA may be -1
 @click.argument("node")
 @click.argument("delta", type=int)
 @click.pass_obj

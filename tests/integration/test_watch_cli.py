@@ -162,6 +162,9 @@ def test_watch_lists_every_worker_with_its_host_and_control_confirms(
         control = RemoteControl(app, timeout=2.0)
         try:
             wait_for("a pool of 2", lambda: control.pool_size(alpha) == 2)
+            shrunk = console(env, "control", "pool", alpha, "-1")  # a negative DELTA is no option
+            assert (shrunk.returncode, shrunk.stdout.strip()) == (0, f"{alpha}: pool will shrink")
+            wait_for("a pool of 1", lambda: control.pool_size(alpha) == 1)
             # Start and stop consuming a queue: confirmed by the worker, visible in its queues.
             extra = f"extra-{unique}"
             added = console(env, "control", "consume", bravo, extra)
