@@ -7,8 +7,14 @@ not because the worker stays silent.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +87,28 @@ def test_workers_mode_shows_heartbeats_and_receives_no_task_events(
     finally:
         for monitor in monitors.values():
             monitor.stop()
+
+
+def test_watch_json_reports_its_event_mode(redis_url: str, unique: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SENTRY_CONF"}
+    env |= {
+        "SENTRY_BROKER_URL": redis_url,
+        "SENTRY_CONSOLE_STATE_DIR": str(tmp_path / "state"),
+        "SENTRY_QUEUE_SUFFIX": f"-{unique}",
+    }
+    argv = [sys.executable, "-m", "console", "watch", "--json", "--events", "workers"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        cluster: dict[str, object] = {}
+        for line in proc.stdout:  # a line a second
+            cluster = json.loads(line)["cluster"]
+            if cluster["state"] == "listening" or time.monotonic() > deadline:
+                break
+        assert cluster["state"] == "listening" and cluster["events"] == "workers"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    bad = subprocess.run([*argv[:-1], "tasks"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "'tasks' is not one of 'all', 'workers'" in bad.stderr
