@@ -12,6 +12,8 @@ class _Worker:
     """Mutable per-worker record."""
 
     __slots__ = (
+        "beat_active",
+        "beat_processed",
         "failed",
         "hostname",
         "last_seen",
@@ -37,15 +39,27 @@ class _Worker:
         self.queues: tuple[str, ...] = ()
         self.loadavg: tuple[float, ...] | None = None
         self.sw_ident: str | None = None
+        self.beat_active: int | None = None  # "active" and "processed" of the last heartbeat
+        self.beat_processed: int | None = None
 
 
 class WorkerTable:
     """At most ``max_workers`` workers; offline after silence, dropped after a longer one.
 
-    Not thread-safe by itself: ``ClusterState`` calls it under its lock.
+    Not thread-safe by itself: ``ClusterState`` calls it under its lock. With
+    ``from_heartbeats`` (no task events subscribed), a worker's active and processed counts are
+    those its last heartbeat carried.
     """
 
-    def __init__(self, max_workers: int, offline_after: float, drop_offline_after: float) -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        offline_after: float,
+        drop_offline_after: float,
+        *,
+        from_heartbeats: bool = False,
+    ) -> None:
+        self.from_heartbeats = from_heartbeats
         self.max_workers = max_workers
         self.offline_after = offline_after
         self.drop_offline_after = drop_offline_after
@@ -81,6 +95,12 @@ class WorkerTable:
         loadavg = event.get("loadavg")
         if isinstance(loadavg, list | tuple):
             worker.loadavg = tuple(float(x) for x in loadavg)
+        if kind == "worker-heartbeat":
+            active, processed = event.get("active"), event.get("processed")
+            if isinstance(active, int):
+                worker.beat_active = active
+            if isinstance(processed, int):
+                worker.beat_processed = processed
         if kind == "worker-offline":
             worker.offline_since = now
         else:
@@ -170,6 +190,10 @@ class WorkerTable:
             if online:
                 consumed.update(worker.queues)
             processed = worker.processed
+            busy = active.get(hostname, 0)
+            if self.from_heartbeats:
+                busy = worker.beat_active or 0
+                processed = worker.beat_processed or 0
             if not processed and worker.stats_total:
                 processed = worker.stats_total
             views.append(
@@ -178,7 +202,7 @@ class WorkerTable:
                     online=online,
                     last_heartbeat=worker.last_seen,
                     pid=worker.pid,
-                    active=active.get(hostname, 0),
+                    active=busy,
                     processed=processed,
                     failed=worker.failed,
                     pool_size=worker.pool_size,

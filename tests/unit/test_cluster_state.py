@@ -243,3 +243,23 @@ def test_queue_counters_are_bounded() -> None:
     for n in range(10):
         state.apply(ev("task-received", f"u{n}", name=f"q{n}"))
     assert len(state.snapshot("x").dequeued) == 3
+
+
+def test_worker_counts_come_from_heartbeats_without_task_events() -> None:
+    clock = FakeClock()
+    lean = ClusterState(clock=clock, task_events=False)
+    lean.apply(ev("worker-heartbeat", hostname="a@h", active=3, processed=120))
+    lean.apply(ev("worker-heartbeat", hostname="b@h"))  # an old worker sending no counts
+    a, b = lean.snapshot("listening").workers
+    assert (a.hostname, a.online, a.active, a.processed) == ("a@h", True, 3, 120)
+    assert (b.active, b.processed) == (0, 0)
+    lean.apply(ev("worker-heartbeat", hostname="a@h", active=0, processed=125))
+    a = lean.snapshot("listening").workers[0]
+    assert (a.active, a.processed) == (0, 125)
+
+    # with task events, the counts are the console's own: a heartbeat's figures are ignored
+    full = ClusterState(clock=clock)
+    full.apply(ev("worker-heartbeat", hostname="w1@h", active=3, processed=120))
+    run_task(full, "u1")
+    w = full.snapshot("listening").workers[0]
+    assert (w.active, w.processed) == (0, 1)
