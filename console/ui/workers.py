@@ -119,6 +119,9 @@ class WorkerTable(SyncTable):
         self._heads: list[Row] = []
         self._open_default = True
         self._local_hosts: set[str] = set()
+        self._row_cache: dict[str, tuple[WorkerInfo, Row]] = {}
+        """Each worker's row, kept while the worker is unchanged (rows cost more than checks)."""
+        self._shown_as: tuple[object, ...] | None = None
 
     def wanted_columns(self) -> tuple[Column, ...]:
         """Every column; in watch mode not ``where`` (every worker is remote there)."""
@@ -130,17 +133,33 @@ class WorkerTable(SyncTable):
     def show(self, workers: Sequence[WorkerInfo], remote: frozenset[str]) -> None:
         """Render workers (``remote``: the node names this console does not supervise)."""
         self._last_shown = (workers, remote)
+        shown_as = (tuple(workers), remote, self.narrow)
+        if shown_as == self._shown_as:
+            return  # a quiet refresh: nothing to redo
+        self._shown_as = shown_as
         self._workers = {w.hostname: w for w in workers}
-        self._remote = remote
         hosts = {host_of(w.hostname) for w in workers}
+        if (len(hosts) > 1, remote) != (self.grouped, self._remote):
+            self._row_cache = {}  # names and where-cells change with these
+        self._remote = remote
         self.grouped = len(hosts) > 1
         self._local_hosts = {host_of(w.hostname) for w in workers if w.hostname not in remote}
-        rows = [self._worker_row(w) for w in workers]
+        rows = [self._cached_row(w) for w in workers]
+        if len(self._row_cache) > 2 * len(workers) + 64:  # forget workers long gone
+            self._row_cache = {w.hostname: self._row_cache[w.hostname] for w in workers}
         self._heads = [self._host_row(host, members) for host, members in self._by_host(rows)]
         self.show_rows(rows)
 
     def _where(self, hostname: str) -> str:
         return "remote" if hostname in self._remote else "local"
+
+    def _cached_row(self, w: WorkerInfo) -> Row:
+        known = self._row_cache.get(w.hostname)
+        if known is not None and known[0] == w:
+            return known[1]
+        row = self._worker_row(w)
+        self._row_cache[w.hostname] = (w, row)
+        return row
 
     def _worker_row(self, w: WorkerInfo) -> Row:
         status = Text("online", "green") if w.online else Text("offline", "bold red")
