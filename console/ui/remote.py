@@ -114,9 +114,10 @@ class WorkerControlApp(App[None]):
             return
         worker = self._worker_info(hostname)
         active = worker.active if worker else 0
-        running = f"its {active} running task{'s' if active != 1 else ''}" if active else "tasks"
+        plural = "s" if active != 1 else ""
+        tasks = f"its {active} running task{plural}" if active else "any task it is running"
         question = (
-            f"Warm shutdown of {hostname}? It finishes {running}, then exits; "
+            f"Warm shutdown of {hostname}? It finishes {tasks}, then exits; "
             "whatever started it decides whether it comes back."
         )
 

@@ -42,7 +42,7 @@ def status_parts(
     parts = [Part(Text(" watch ", "bold reverse cyan"), 9)] if watch else []
     parts += [
         Part(Text.assemble(("● ", style), (health.state, style)), 9),
-        Part(Text(short_url(data.broker_url, source), "bold"), 8),
+        Part(Text(short_url(data.broker_url, source), "bold"), 9 if watch else 8),  # the cluster
     ]
     if health.state == "connected" and health.rtt_ms is not None:
         parts.append(Part(Text(fmt.millis(health.rtt_ms), "dim"), 2))

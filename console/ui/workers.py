@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 
 from console.cluster import WorkerInfo
+from console.ui.livetable import Cell
 from console.ui.tables import Column, Row, SyncTable, num, sort_key
 
 HOST_KEY = "host "
@@ -25,6 +26,8 @@ EXPAND_UP_TO = 20
 shown make no more rows than this, folded otherwise (the host rows alone then fill the pane).
 A supervising console opens the hosts of its own workers and folds the others."""
 OPEN, FOLDED = "▾", "▸"
+QUEUES_WIDTH = 40
+"""A worker's queues show by name up to this many characters, else counted (``/`` finds them)."""
 
 
 def host_of(node: str) -> str:
@@ -168,7 +171,7 @@ class WorkerTable(SyncTable):
         if self.grouped:  # the host is on the host row: the name alone, indented under it
             name = "  " + (nodesplit(w.hostname)[0] or w.hostname)
         queues = ",".join(w.queues)
-        cells = (
+        cells: tuple[Cell, ...] = (
             name,
             status,
             Text(where, "magenta") if where == "remote" else where,
@@ -176,7 +179,7 @@ class WorkerTable(SyncTable):
             str(w.processed),
             str(w.failed),
             str(w.pool_size or "-"),
-            queues,
+            queues if len(queues) <= QUEUES_WIDTH else f"{len(w.queues)} queues",
         )
         sort = (
             w.hostname,
