@@ -48,6 +48,7 @@ class WorkerActions:
             return ActionResult.refused(str(exc))
         except RemoteControlError as exc:
             return ActionResult.failed(f"{hostname}: {exc}")
+        self.monitor.refresh_detail()  # the pool column follows now, not a detail round later
         return ActionResult.done(f"{hostname}: {reply}")
 
     @audited("pool restart {hostname}")
@@ -69,6 +70,7 @@ class WorkerActions:
                 reply = self.control.cancel_consumer(hostname, queue)
         except RemoteControlError as exc:
             return _refusal_or_failure(hostname, exc)
+        self.monitor.refresh_detail()  # the queues column follows now
         return ActionResult.done(f"{hostname}: {reply}")
 
     @audited("warm shutdown {hostname}")

@@ -82,6 +82,7 @@ class ClusterMonitor:
         self._greeted: set[str] = set()  # workers asked to send task events
         self._stop = threading.Event()
         self._nudge = threading.Event()
+        self._detail_rounds = 0  # rounds that ask for queues and stats whatever the cadence
         self._poller: threading.Thread | None = None
 
     def start(self) -> None:
@@ -105,6 +106,12 @@ class ClusterMonitor:
     def broker_back(self) -> None:
         """The broker answers again: reconnect and poll now instead of after the backoff."""
         self.receiver.wake()
+        self._nudge.set()
+
+    def refresh_detail(self) -> None:
+        """A worker's pool or queues were just changed: ask for them now and once more on the
+        next round (the change takes the worker a moment), not at the usual cadence."""
+        self._detail_rounds = 2
         self._nudge.set()
 
     @property
@@ -170,7 +177,8 @@ class ClusterMonitor:
             # Queues and pool sizes rarely change: ask every few rounds, or when someone new
             # answers; address the known workers so the replies end the wait early.
             online = sorted(h for h, ok in pinged.items() if ok)
-            detail = bool(new) or self.polls % self.detail_every == 0
+            detail = bool(new) or self.polls % self.detail_every == 0 or self._detail_rounds > 0
+            self._detail_rounds = max(0, self._detail_rounds - 1)
             if online and detail:
                 self.state.note_queues(control.inspect("active_queues", online))
                 self.state.note_stats(control.inspect("stats", online))

@@ -120,6 +120,8 @@ async def test_watch_mode_controls_real_workers(
             while control.pool_size(w1) != 2:  # inspect stats: the pool has really grown
                 assert time.monotonic() < deadline, "the pool did not grow to 2"
                 await pilot.pause(0.2)
+            # The pool column follows within seconds, not at the next detail round (30 s).
+            await until(pilot, lambda: str(table.get_cell(w1, "pool")) == "2", "pool column", 8)
 
             await pilot.press("P")  # not enabled on these workers: the worker's refusal shows
             await until(pilot, replied(app, "Pool restarts not enabled", "warning"), "refusal", 15)
@@ -130,6 +132,7 @@ async def test_watch_mode_controls_real_workers(
             await pilot.press(*extra, "enter")
             await until(pilot, replied(app, f"{w1}: add consumer {extra}"), "add reply", 15)
             assert extra in active_queues(control, w1)
+            await until(pilot, lambda: extra in str(table.get_cell(w1, "queues")), "queues", 8)
             await pilot.press("U")
             await until(pilot, lambda: isinstance(app.screen, QueueScreen), "queue dialog", 5)
             await pilot.press(*extra, "enter")
