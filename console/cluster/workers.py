@@ -7,12 +7,21 @@ from typing import Any
 
 from console.cluster.models import WorkerInfo
 
+#: Heartbeat intervals of silence after which a worker that announced its interval (``freq`` in
+#: its ``worker-online`` and ``worker-heartbeat`` events; 2 s by default) counts as offline: a
+#: worker cut off shows offline within three of its heartbeats on a screen refreshed every
+#: second, and one heartbeat late by up to one and a half intervals keeps it online.
+MISSED_HEARTBEATS = 2.5
+#: The least silence that makes any worker offline, however fast it beats.
+MIN_SILENCE = 1.0
+
 
 class _Worker:
     """Mutable per-worker record."""
 
     __slots__ = (
         "failed",
+        "freq",
         "hostname",
         "last_seen",
         "loadavg",
@@ -37,10 +46,14 @@ class _Worker:
         self.queues: tuple[str, ...] = ()
         self.loadavg: tuple[float, ...] | None = None
         self.sw_ident: str | None = None
+        self.freq: float | None = None  # heartbeat interval the worker announced
 
 
 class WorkerTable:
     """At most ``max_workers`` workers; offline after silence, dropped after a longer one.
+
+    Silence means ``MISSED_HEARTBEATS`` of the worker's own heartbeat intervals, or
+    ``offline_after`` seconds for a worker that never announced one (seen by a ping only).
 
     Not thread-safe by itself: ``ClusterState`` calls it under its lock.
     """
@@ -78,6 +91,9 @@ class WorkerTable:
         ident = event.get("sw_ident")
         if ident:
             worker.sw_ident = str(ident)
+        freq = event.get("freq")
+        if isinstance(freq, int | float) and not isinstance(freq, bool) and freq > 0:
+            worker.freq = float(freq)
         loadavg = event.get("loadavg")
         if isinstance(loadavg, list | tuple):
             worker.loadavg = tuple(float(x) for x in loadavg)
@@ -122,17 +138,23 @@ class WorkerTable:
         worker.offline_since = None
         worker.queues = queues
 
+    def _silence_limit(self, worker: _Worker) -> float:
+        """Seconds without a sign of life after which ``worker`` counts as offline."""
+        if worker.freq is None:
+            return self.offline_after
+        return max(MIN_SILENCE, worker.freq * MISSED_HEARTBEATS)
+
     def _is_online(self, worker: _Worker, now: float) -> bool:
         return (
             worker.offline_since is None
             and worker.last_seen is not None
-            and now - worker.last_seen <= self.offline_after
+            and now - worker.last_seen <= self._silence_limit(worker)
         )
 
     def _offline_since(self, worker: _Worker) -> float:
         if worker.offline_since is not None:
             return worker.offline_since
-        return (worker.last_seen or 0.0) + self.offline_after
+        return (worker.last_seen or 0.0) + self._silence_limit(worker)
 
     def prune(self, now: float) -> None:
         """Drop workers that have been offline for longer than ``drop_offline_after``."""

@@ -243,3 +243,24 @@ def test_queue_counters_are_bounded() -> None:
     for n in range(10):
         state.apply(ev("task-received", f"u{n}", name=f"q{n}"))
     assert len(state.snapshot("x").dequeued) == 3
+
+
+def test_offline_after_missed_heartbeats_of_the_workers_own_interval() -> None:
+    clock = FakeClock()
+    state = ClusterState(offline_after=10.0, drop_offline_after=60.0, clock=clock)
+    state.apply(ev("worker-online", hostname="fast@h", freq=2.0))
+    state.apply(ev("worker-heartbeat", hostname="slow@h", freq=30.0))
+    state.apply(ev("worker-heartbeat", hostname="plain@h"))  # no interval announced
+    clock.now += 4.9  # under 2.5 beats of 2 s
+    assert all(w.online for w in state.snapshot("x").workers)
+    clock.now += 0.2
+    online = {w.hostname: w.online for w in state.snapshot("x").workers}
+    assert online == {"fast@h": False, "plain@h": True, "slow@h": True}
+    clock.now += 5.0  # t=10.1: past the default for the one that never said
+    online = {w.hostname: w.online for w in state.snapshot("x").workers}
+    assert online == {"fast@h": False, "plain@h": False, "slow@h": True}
+    clock.now += 64.0  # t=74.1: a heartbeat every 30 s is still within 2.5 beats
+    online = {w.hostname: w.online for w in state.snapshot("x").workers}
+    assert online == {"slow@h": True}  # fast (offline since t=5) and plain were dropped
+    clock.now += 1.0
+    assert not state.snapshot("x").workers[0].online
