@@ -10,8 +10,8 @@ from console.cluster.models import WorkerInfo
 #: Heartbeat intervals of silence after which a worker that announced its interval (``freq`` in
 #: its ``worker-online`` and ``worker-heartbeat`` events; 2 s by default) counts as offline: a
 #: worker cut off shows offline within three of its heartbeats on a screen refreshed every
-#: second, and one heartbeat late by up to one and a half intervals keeps it online.
-MISSED_HEARTBEATS = 2.5
+#: second, and a heartbeat late by up to one and a quarter intervals keeps it online.
+MISSED_HEARTBEATS = 2.25
 #: The least silence that makes any worker offline, however fast it beats.
 MIN_SILENCE = 1.0
 
