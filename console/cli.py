@@ -229,6 +229,10 @@ from console import cli_server  # noqa: E402  (registers serve and ctl)
 
 cli_server.register(main)
 
+from console import cli_watch  # noqa: E402  (registers watch and control)
+
+cli_watch.register(main)
+
 
 @main.command("screenshots")
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), default="screenshots")

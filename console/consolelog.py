@@ -55,9 +55,15 @@ def setup_console_log(
 ) -> Path:
     """Send the console's log to a rotating file in ``state_dir``; return the file's path.
 
-    Calling it again (another runtime in the same process) replaces the earlier file handler.
+    Calling it again for the same file keeps the handler (the server sets the log up before
+    its runtime does); for another file (another runtime in the same process) it replaces it.
     """
     path = log_path(state_dir)
+    for current in log.handlers:
+        if isinstance(current, RotatingFileHandler) and current.baseFilename == str(
+            path.absolute()
+        ):
+            return path
     state_dir.mkdir(parents=True, exist_ok=True)
     handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     handler.setFormatter(RedactingFormatter(FORMAT))

@@ -45,6 +45,7 @@ from console.reload import log as reload_log
 from console.serialised import holding
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, RollingRestartError, Supervisor
+from console.workeractions import WorkerActions
 
 STATUS_FILE = "console-status.json"
 STATUS_EVERY = 5.0
@@ -121,7 +122,7 @@ def remote_worker_names(
     )
 
 
-class ConsoleRuntime:
+class ConsoleRuntime(WorkerActions):
     """Owns the supervised programs and the probes; hands out :class:`DashboardData`."""
 
     def __init__(self, settings: Settings, app: Celery, supervisor: Supervisor | None = None):
@@ -360,24 +361,6 @@ class ConsoleRuntime:
         """The detail of one task as the cluster monitor last saw it."""
         return self.monitor.task(uuid)
 
-    @audited("revoke {uuid} (terminate: {terminate})")
-    def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
-        """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
-        from console.cluster import RemoteControlError
-        from console.cluster.models import FINISHED_STATES
-
-        known = self.monitor.task(uuid)
-        if known is not None and known.state in FINISHED_STATES:
-            if known.state == "REVOKED":
-                return ActionResult.refused(f"task {uuid[:8]} is already revoked")
-            state = known.state.lower()
-            return ActionResult.refused(f"task {uuid[:8]} has already finished ({state})")
-        try:
-            self.control.revoke(uuid, terminate=terminate)
-        except RemoteControlError as exc:
-            return ActionResult.failed(f"revoke of {uuid[:8]} failed: {exc}")
-        return ActionResult.done(f"{'terminated' if terminate else 'revoked'} {uuid[:8]}")
-
     @audited("purge {queue}")
     def purge(self, queue: str) -> ActionResult:
         """Delete every message waiting in one of the app's queues."""
@@ -391,24 +374,6 @@ class ConsoleRuntime:
         except Exception as exc:
             return ActionResult.failed(f"purge of {queue} failed: {type(exc).__name__}")
         return ActionResult.done(f"purged {removed} messages from {queue}")
-
-    @audited("pool {hostname} {delta:+d}")
-    def pool(self, hostname: str, delta: int) -> ActionResult:
-        """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
-        from console.cluster import RemoteControlError
-        from console.cluster.control import PoolLimit
-
-        try:
-            if delta > 0:
-                self.control.pool_grow(hostname, delta)
-            else:
-                self.control.pool_shrink(hostname, -delta)
-        except PoolLimit as exc:
-            return ActionResult.refused(str(exc))
-        except RemoteControlError as exc:
-            return ActionResult.failed(f"{hostname}: {exc}")
-        verb = "grown" if delta > 0 else "shrunk"
-        return ActionResult.done(f"{hostname}: pool {verb} by {abs(delta)}")
 
     def reload_code(self, changed: Sequence[Path]) -> str:
         """Restart workers and cron after a source change (warm stop; rolling in big groups)."""

@@ -147,6 +147,8 @@ class Settings:
     """Rotation size of each program's log file in ``state_dir/logs``; 0 writes none."""
     program_log_backups: int = 3
     """Rotated program log files kept."""
+    watch: bool = False
+    """Watch mode: nothing supervised, every worker of the cluster shown and controlled."""
 
     def __post_init__(self) -> None:
         ident = console_id(self.state_dir)
@@ -158,6 +160,18 @@ class Settings:
     def redacted_broker_url(self) -> str:
         """The broker URL as it may be shown: password replaced by ``***``."""
         return self.broker.redacted if self.broker else "embedded"
+
+    def watching(self) -> Settings:
+        """A copy for watch mode: no programs, no reload, and a state directory of its own
+        (``watch/`` inside this one) so a watch never touches a console's files."""
+        return replace(
+            self,
+            worker_groups=(),
+            cron=False,
+            reload=False,
+            watch=True,
+            state_dir=self.state_dir / "watch",
+        )
 
     def with_broker(self, url: str, source: str) -> Settings:
         """A copy with the broker replaced (used once the embedded broker is up)."""

@@ -122,9 +122,9 @@ class RemoteControl:
             merged.update(reply)
         return merged
 
-    def pool_grow(self, hostname: str, n: int = 1) -> None:
-        """Add ``n`` processes to the pool of ``hostname``."""
-        self._command("pool_grow", hostname, {"n": n})
+    def pool_grow(self, hostname: str, n: int = 1) -> str:
+        """Add ``n`` processes to the pool of ``hostname``; the worker's reply."""
+        return reply_text(self._command("pool_grow", hostname, {"n": n}))
 
     def pool_size(self, hostname: str) -> int | None:
         """How many processes the pool of ``hostname`` has now (None if its stats do not say)."""
@@ -138,24 +138,43 @@ class RemoteControl:
         size = pool.get("max-concurrency")
         return size if isinstance(size, int) else None
 
-    def pool_shrink(self, hostname: str, n: int = 1) -> None:
+    def pool_shrink(self, hostname: str, n: int = 1) -> str:
         """Remove ``n`` processes from the pool of ``hostname``; never below :data:`MIN_POOL`."""
         size = self.pool_size(hostname)
         if size is not None and size - n < MIN_POOL:
             noun = "process" if size == 1 else "processes"
             raise PoolLimit(f"{hostname}: pool has {size} {noun}, it keeps at least {MIN_POOL}")
         try:
-            self._command("pool_shrink", hostname, {"n": n})
+            return reply_text(self._command("pool_shrink", hostname, {"n": n}))
         except RemoteControlError as exc:
             if "busy" in str(exc):  # Celery cannot shrink while every process runs a task
                 raise PoolLimit(f"{hostname}: every pool process is busy, try again") from exc
             raise
 
-    def revoke(self, uuid: str, *, terminate: bool = False) -> None:
-        """Revoke a task everywhere; with ``terminate`` also kill it if it is running."""
-        self._broadcast(
-            "revoke", arguments={"task_id": uuid, "terminate": terminate, "signal": "SIGTERM"}
-        )
+    def revoke(self, uuid: str, *, terminate: bool = False) -> list[str]:
+        """Revoke a task everywhere; with ``terminate`` also kill it if it is running.
+
+        Returns the workers that confirmed within the timeout (a busy or cut-off worker still
+        gets the revoke when its broadcast queue is read)."""
+        arguments = {"task_id": uuid, "terminate": terminate, "signal": "SIGTERM"}
+        replies = self._broadcast("revoke", arguments=arguments, reply=True)
+        return sorted(hostname for reply in replies for hostname in reply)
+
+    def pool_restart(self, hostname: str) -> str:
+        """Restart the pool processes of ``hostname`` (the worker must allow pool restarts)."""
+        return reply_text(self._command("pool_restart", hostname, {"reload": False}))
+
+    def add_consumer(self, hostname: str, queue: str) -> str:
+        """Make ``hostname`` start consuming from ``queue``; the worker's reply."""
+        return reply_text(self._command("add_consumer", hostname, {"queue": queue}))
+
+    def cancel_consumer(self, hostname: str, queue: str) -> str:
+        """Make ``hostname`` stop consuming from ``queue``; the worker's reply."""
+        return reply_text(self._command("cancel_consumer", hostname, {"queue": queue}))
+
+    def shutdown(self, hostname: str) -> None:
+        """Ask one worker for a warm shutdown (it sends no reply: it goes offline instead)."""
+        self._broadcast("shutdown", destination=[hostname])
 
     def enable_events(self) -> None:
         """Ask every worker to send task events."""
@@ -164,3 +183,10 @@ class RemoteControl:
     def heartbeat(self) -> None:
         """Ask every worker to send a heartbeat event now."""
         self._broadcast("heartbeat")
+
+
+def reply_text(answer: Any) -> str:
+    """A worker's reply as one line: ``{"ok": "add consumer q"}`` is ``add consumer q``."""
+    if isinstance(answer, dict) and "ok" in answer:
+        return str(answer["ok"])
+    return str(answer)

@@ -122,3 +122,23 @@ def test_audited_actions_log_their_result_or_failure(log_file: Path) -> None:
     user = getpass.getuser()
     assert f"user {user}: restart worker-2: done: restarting worker-2" in text
     assert f"user {user}: purge events.save_event: failed: RuntimeError: broker went away" in text
+
+
+def test_setting_up_the_same_log_twice_keeps_its_handler(log_file: Path, tmp_path: Path) -> None:
+    def file_handlers() -> list[logging.Handler]:
+        handlers = logging.getLogger("sentry_console").handlers
+        return [h for h in handlers if isinstance(h, logging.FileHandler)]
+
+    before = file_handlers()
+    audit("first", "done")
+    assert setup_console_log(tmp_path / "state") == log_file  # the server, then its runtime
+    assert file_handlers() == before and len(before) == 1  # the same open file, not reopened
+    audit("second", "done")
+    assert [line.split(": ")[-2] for line in log_file.read_text().splitlines()[-2:]] == [
+        "first",
+        "second",
+    ]
+    other = setup_console_log(tmp_path / "other")  # another state directory: moves there
+    assert file_handlers() != before
+    audit("third", "done")
+    assert "third" in other.read_text() and "third" not in log_file.read_text()

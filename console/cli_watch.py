@@ -1,0 +1,214 @@
+"""``watch`` (the dashboard with nothing supervised) and ``control`` (one remote-control command).
+
+Watch mode is for clusters whose workers run under systemd, Kubernetes or other consoles: every
+worker on every host, and remote control of each, from any host that reaches the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from celery.utils.nodenames import nodesplit
+
+from console.actions import ActionResult, Outcome
+from console.appref import load_app
+from console.runtime import ConsoleRuntime, DashboardData
+from console.settings import Settings
+
+
+def watch_settings(obj: Any) -> Settings:
+    """The settings of watch mode; a broker must be configured (there is nothing to embed)."""
+    if obj.settings.broker is None:
+        raise click.ClickException(
+            "watch needs a broker: set SENTRY_BROKER_URL, BROKER_URL in SENTRY_CONF, or --broker"
+        )
+    settings: Settings = obj.settings.watching()
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return settings
+
+
+@contextmanager
+def watching(settings: Settings) -> Iterator[ConsoleRuntime]:
+    """A runtime that supervises nothing, started, and stopped however the block ends."""
+    assert settings.broker is not None
+    runtime = ConsoleRuntime(settings, load_app(settings.app, settings.broker.raw))
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.shutdown()
+
+
+def host_of(node: str) -> str:
+    """The host part of a Celery node name (``worker-1@web3`` is ``web3``)."""
+    return nodesplit(node)[1] or node
+
+
+def watch_json(data: DashboardData) -> dict[str, Any]:
+    """One refresh of watch mode as printed by ``watch --json`` (README documents the shape)."""
+    return {
+        "taken_at": data.taken_at,
+        "broker": {
+            "url": data.broker_url,
+            "state": data.broker.state,
+            "reason": data.broker.reason,
+        },
+        "cluster": {"state": data.cluster_state, "events_received": data.events_received},
+        "workers": [
+            {
+                "hostname": w.hostname,
+                "host": host_of(w.hostname),
+                "online": w.online,
+                "last_heartbeat": w.last_heartbeat,
+                "pid": w.pid,
+                "active": w.active,
+                "processed": w.processed,
+                "failed": w.failed,
+                "pool_size": w.pool_size,
+                "queues": list(w.queues),
+            }
+            for w in data.workers
+        ],
+        "active_tasks": [
+            {"uuid": t.uuid, "name": t.name, "hostname": t.worker, "state": t.state}
+            for t in data.active_tasks
+        ],
+        "queues": [
+            {"name": q.name, "depth": q.ready, "consumers": q.consumers, "unacked": q.unacked}
+            for q in data.queues
+        ],
+    }
+
+
+def stream_json(runtime: ConsoleRuntime, interval: float) -> None:
+    """Print a JSON line per refresh until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        line = json.dumps(watch_json(runtime.poll()))
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return
+        stop.wait(interval)
+
+
+@click.command("watch")
+@click.option("--json", "as_json", is_flag=True, help="No screen: a JSON line per refresh.")
+@click.pass_obj
+def watch(obj: Any, as_json: bool) -> None:
+    """Watch every worker of the cluster and control any of them, supervising nothing.
+
+    For workers run by systemd, Kubernetes or consoles on other hosts. Needs a configured broker.
+    """
+    settings = watch_settings(obj)
+    with watching(settings) as runtime:
+        if as_json:
+            stream_json(runtime, settings.refresh_interval)
+            return
+        from console.ui.app import ConsoleApp, terminal_has_few_colours
+
+        ConsoleApp(runtime, ansi=terminal_has_few_colours()).run()
+
+
+@click.group("control")
+def control() -> None:
+    """Send one remote-control command to a worker of the cluster; prints the worker's reply.
+
+    Exit 0 when the worker confirmed, 1 when it refused or did not answer.
+    """
+
+
+def _report(result: ActionResult) -> None:
+    ok = result.outcome is Outcome.DONE
+    click.echo(result.message, err=not ok)
+    if not ok:
+        sys.exit(1)
+
+
+@contextmanager
+def _runtime(obj: Any) -> Iterator[ConsoleRuntime]:
+    settings = watch_settings(obj)
+    assert settings.broker is not None
+    # No monitors: one command needs only the control connection (and the monitor's task
+    # table stays empty, so revoke asks the workers rather than judging from history).
+    runtime = ConsoleRuntime(settings, load_app(settings.app, settings.broker.raw))
+    try:
+        yield runtime
+    finally:
+        runtime.control.close()
+
+
+@control.command("pool", context_settings={"ignore_unknown_options": True})  # DELTA may be -1
+@click.argument("node")
+@click.argument("delta", type=int)
+@click.pass_obj
+def control_pool(obj: Any, node: str, delta: int) -> None:
+    """Grow (DELTA > 0) or shrink (DELTA < 0) the pool of worker NODE."""
+    if delta == 0:
+        raise click.BadParameter("must not be 0", param_hint="DELTA")
+    with _runtime(obj) as runtime:
+        _report(runtime.pool(node, delta))
+
+
+@control.command("pool-restart")
+@click.argument("node")
+@click.pass_obj
+def control_pool_restart(obj: Any, node: str) -> None:
+    """Restart the pool processes of NODE (the worker must run with pool restarts enabled)."""
+    with _runtime(obj) as runtime:
+        _report(runtime.pool_restart(node))
+
+
+@control.command("consume")
+@click.argument("node")
+@click.argument("queue")
+@click.pass_obj
+def control_consume(obj: Any, node: str, queue: str) -> None:
+    """Make NODE start consuming from QUEUE."""
+    with _runtime(obj) as runtime:
+        _report(runtime.consume(node, queue, on=True))
+
+
+@control.command("cancel")
+@click.argument("node")
+@click.argument("queue")
+@click.pass_obj
+def control_cancel(obj: Any, node: str, queue: str) -> None:
+    """Make NODE stop consuming from QUEUE."""
+    with _runtime(obj) as runtime:
+        _report(runtime.consume(node, queue, on=False))
+
+
+@control.command("shutdown")
+@click.argument("node")
+@click.pass_obj
+def control_shutdown(obj: Any, node: str) -> None:
+    """Warm shutdown of NODE: it finishes the tasks it runs, then exits."""
+    with _runtime(obj) as runtime:
+        _report(runtime.shutdown_worker(node))
+
+
+@control.command("revoke")
+@click.argument("task_id")
+@click.option("--terminate", is_flag=True, help="Also kill the task where it runs (SIGTERM).")
+@click.pass_obj
+def control_revoke(obj: Any, task_id: str, terminate: bool) -> None:
+    """Revoke TASK_ID on every worker; with --terminate also stop it where it runs."""
+    with _runtime(obj) as runtime:
+        _report(runtime.revoke(task_id, terminate=terminate))
+
+
+def register(group: click.Group) -> None:
+    """Add ``watch`` and ``control`` to the top-level command group."""
+    group.add_command(watch)
+    group.add_command(control)
