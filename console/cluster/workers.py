@@ -92,7 +92,15 @@ class WorkerTable:
         if ident:
             worker.sw_ident = str(ident)
         freq = event.get("freq")
-        if isinstance(freq, int | float) and not isinstance(freq, bool) and freq > 0:
+        # Only the worker's own heartbeat timer says its interval; the heartbeat it sends when
+        # asked (the `heartbeat` control command, on every connect) carries a fixed freq of 5
+        # and, unlike the timer's, no ``active`` count.
+        if (
+            isinstance(freq, int | float)
+            and not isinstance(freq, bool)
+            and freq > 0
+            and "active" in event
+        ):
             worker.freq = float(freq)
         loadavg = event.get("loadavg")
         if isinstance(loadavg, list | tuple):

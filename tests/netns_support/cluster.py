@@ -218,9 +218,11 @@ class Cluster:
 
         host.view = wait_until(attached, timeout, f"{name}'s server to listen", step=0.3)
         host.view.wait_for(
-            lambda s: s["broker"]["state"] == "connected"
-            and len(s["processes"]) == WORKERS_PER_HOST + 1
-            and all(p["state"] == "RUNNING" for p in s["processes"]),
+            lambda s: (
+                s["broker"]["state"] == "connected"
+                and len(s["processes"]) == WORKERS_PER_HOST + 1
+                and all(p["state"] == "RUNNING" for p in s["processes"])
+            ),
             timeout,
             "every program RUNNING on a connected broker",
         )

@@ -248,9 +248,12 @@ def test_queue_counters_are_bounded() -> None:
 def test_offline_after_missed_heartbeats_of_the_workers_own_interval() -> None:
     clock = FakeClock()
     state = ClusterState(offline_after=10.0, drop_offline_after=60.0, clock=clock)
-    state.apply(ev("worker-online", hostname="fast@h", freq=2.0))
-    state.apply(ev("worker-heartbeat", hostname="slow@h", freq=30.0))
+    state.apply(ev("worker-online", hostname="fast@h", freq=2.0, active=0))
+    state.apply(ev("worker-heartbeat", hostname="slow@h", freq=30.0, active=0))
     state.apply(ev("worker-heartbeat", hostname="plain@h"))  # no interval announced
+    # asked for a heartbeat (control command), a worker says freq=5 whatever its interval
+    state.apply(ev("worker-heartbeat", hostname="fast@h", freq=5))
+    state.apply(ev("worker-heartbeat", hostname="plain@h", freq=5))
     clock.now += 4.4  # under 2.25 beats of 2 s
     assert all(w.online for w in state.snapshot("x").workers)
     clock.now += 0.2
