@@ -25,7 +25,7 @@ from tests.chaos_support.helpers import gone, store_count
 from tests.conftest import _in_ci
 from tests.cron_support.cluster import Sent, check_sends
 from tests.netns_support.cluster import CONSOLE_HOSTS, OPERATOR, WORKERS_PER_HOST, Cluster
-from tests.netns_support.net import Network, NetnsUnavailable, check_support
+from tests.netns_support.net import NetnsUnavailable, Network, check_support
 from tests.netns_support.views import (
     Snapshot,
     WatchView,

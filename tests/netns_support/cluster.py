@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -262,9 +263,7 @@ class Cluster:
     def run_on(
         self, host: str, argv: list[str], timeout: float = 120, **env: str
     ) -> subprocess.CompletedProcess[str]:
-        """Run a Python module or script on ``host`` (``argv`` after the interpreter); its result."""
-        import sys
-
+        """Run ``python ARGV`` on ``host``; its result (AssertionError when it fails)."""
         done = subprocess.run(
             self.net.command(host, [sys.executable, *argv]),
             env=self.env(**env),

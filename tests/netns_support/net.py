@@ -28,7 +28,7 @@ class NetnsUnavailable(Exception):
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``ip ARGS``; NetnsUnavailable-free: CalledProcessError with its stderr when ``check``."""
+    """Run ``ip ARGS``; CalledProcessError (with its stderr) on failure when ``check``."""
     done = subprocess.run(
         ["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT, check=False
     )
@@ -139,13 +139,11 @@ class Network:
         ip("link", "set", self.hosts[name].link, "up")
 
     def command(self, name: str, argv: list[str]) -> list[str]:
-        """``argv`` run on host ``name``: in its namespace, with its own hostname (UTS namespace)."""
+        """``argv`` run on host ``name``: in its namespace, under its own hostname."""
         host = self.hosts[name]
+        inside = ["ip", "netns", "exec", host.netns, "unshare", "--uts"]
         script = 'hostname "$1" && shift && exec "$@"'
-        return ["ip", "netns", "exec", host.netns, "unshare", "--uts", "sh", "-c", script, "sh"] + [
-            host.name,
-            *argv,
-        ]
+        return [*inside, "sh", "-c", script, "sh", host.name, *argv]
 
     def pids(self, name: str | None = None) -> set[int]:
         """Processes living in the namespace of host ``name`` (every host's when None)."""
