@@ -92,7 +92,12 @@ def all_online(snap: Snapshot) -> bool:
 @pytest.fixture(scope="module")
 def watch(cluster: Cluster) -> WatchView:
     """The operator's ``watch --json`` (offline workers kept listed for the default 300 s)."""
-    view = cluster.watch()
+    return started_watch(cluster)
+
+
+def started_watch(cluster: Cluster, drop_after: float = 300.0) -> WatchView:
+    """A new ``watch --json`` on the operator host, once it has heard every worker's timer."""
+    view = cluster.watch(drop_after)
     first = view.wait_for(all_online, 60, "all 6 workers online on the operator host")
     view.wait_for(heard_since(first["taken_at"] + HEARTBEAT), 30, "a heartbeat from every worker")
     return view
@@ -208,6 +213,12 @@ def test_b_host_cut_off_from_the_broker(healthy: Cluster, watch: WatchView) -> N
         lambda s: broker_state(s) == "connected", 15, "the broker back on hostB", since=heal_at
     )
     online = watch.wait_for(all_online, 20, "hostB's workers online again", since=heal_at)
+    rejoined = b.wait_for(
+        lambda s: sum(w["online"] for w in s["workers"]) == len(CONSOLE_HOSTS) * WORKERS_PER_HOST,
+        20,
+        "every worker online on hostB's console (its event stream back)",
+        since=heal_at,
+    )
     drained = watch.wait_for(
         lambda s: all(q["depth"] == 0 for q in s["queues"]) and not s["active_tasks"],
         120,
@@ -221,6 +232,7 @@ def test_b_host_cut_off_from_the_broker(healthy: Cluster, watch: WatchView) -> N
         "events_sent_by": round(sent_by, 2),
         "broker_back_on_B": round(back["taken_at"] - heal_at, 2),
         "online_on_op": round(online["taken_at"] - heal_at, 2),
+        "cluster_back_on_B": round(rejoined["taken_at"] - heal_at, 2),
         "drained_after_heal": round(drained["taken_at"] - heal_at, 2),
         "stored": stored,
     }
@@ -237,9 +249,8 @@ def test_c_host_killed_shown_offline_then_dropped(healthy: Cluster, watch: Watch
     heartbeats, then dropped after CONSOLE_OFFLINE_DROP_AFTER; a watch with the default keeps
     them listed offline."""
     cluster = healthy
-    fast = cluster.watch(drop_after=DROP_AFTER)
+    fast = started_watch(cluster, drop_after=DROP_AFTER)
     try:
-        fast.wait_for(all_online, 60, "all 6 workers online on the second watch")
         kill_at = time.time()
         victims = cluster.kill_host("hostC")
         assert len(victims) >= 1 + 2 * (1 + 2) + 1, victims  # serve, 2 workers + pools, cron
