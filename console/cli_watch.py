@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -20,7 +21,7 @@ from celery.utils.nodenames import nodesplit
 from console.actions import ActionResult, Outcome
 from console.appref import load_app
 from console.runtime import ConsoleRuntime, DashboardData
-from console.settings import Settings
+from console.settings import EVENT_MODES, Settings
 
 
 def watch_settings(obj: Any) -> Settings:
@@ -60,7 +61,11 @@ def watch_json(data: DashboardData) -> dict[str, Any]:
             "state": data.broker.state,
             "reason": data.broker.reason,
         },
-        "cluster": {"state": data.cluster_state, "events_received": data.events_received},
+        "cluster": {
+            "state": data.cluster_state,
+            "events": data.events,
+            "events_received": data.events_received,
+        },
         "workers": [
             {
                 "hostname": w.hostname,
@@ -104,13 +109,21 @@ def stream_json(runtime: ConsoleRuntime, interval: float) -> None:
 
 @click.command("watch")
 @click.option("--json", "as_json", is_flag=True, help="No screen: a JSON line per refresh.")
+@click.option(
+    "--events",
+    type=click.Choice(EVENT_MODES),
+    default=None,
+    help="Subscribe to all events, or to worker events only (no task events; CONSOLE_EVENTS).",
+)
 @click.pass_obj
-def watch(obj: Any, as_json: bool) -> None:
+def watch(obj: Any, as_json: bool, events: str | None) -> None:
     """Watch every worker of the cluster and control any of them, supervising nothing.
 
     For workers run by systemd, Kubernetes or consoles on other hosts. Needs a configured broker.
     """
     settings = watch_settings(obj)
+    if events is not None:
+        settings = replace(settings, events=events)
     with watching(settings) as runtime:
         if as_json:
             stream_json(runtime, settings.refresh_interval)

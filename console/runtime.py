@@ -78,6 +78,8 @@ class DashboardData:
     """Broker memory, warnings and per-queue load (None: not measured this poll)."""
     failures: tuple[TaskInfo, ...] = ()
     """The last failed tasks, newest first, without their tracebacks."""
+    events: str = "all"
+    """Events subscribed to: ``all``, or ``workers`` (no task events: no active tasks shown)."""
 
 
 def worker_node_name(group: WorkerGroup, n: int) -> str:
@@ -131,7 +133,9 @@ class ConsoleRuntime(WorkerActions):
         self.settings = settings
         self.app = app
         self.supervisor = supervisor or Supervisor(sample_interval=5.0)
-        self.monitor = ClusterMonitor(app, drop_offline_after=settings.offline_drop_after)
+        self.monitor = ClusterMonitor(
+            app, drop_offline_after=settings.offline_drop_after, events=settings.events
+        )
         self.control = RemoteControl(app)
         self.health = BrokerHealthProbe(settings.broker, timeout=HEALTH_TIMEOUT)
         self.wakeup = threading.Event()
@@ -236,6 +240,7 @@ class ConsoleRuntime(WorkerActions):
                 active_tasks=tuple(cluster.active_tasks),
                 cluster_state=cluster.receiver_state,
                 events_received=cluster.events_received,
+                events=cluster.events,
                 last_reload=self.last_reload,
                 errors=cluster.errors,
                 capacity=capacity,

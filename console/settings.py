@@ -40,6 +40,10 @@ Settings read from ``SENTRY_CONF``:
     (default 10 MiB); 0 writes no log files.
 ``CONSOLE_PROGRAM_LOG_BACKUPS``
     Rotated program log files kept (``NAME.log.1`` ...; default 3).
+``CONSOLE_EVENTS``
+    Which Celery events the console subscribes to: ``"all"`` (default) or ``"workers"``, only
+    worker heartbeats and online/offline, for hosts far from the broker: the broker then sends
+    no task events to this console, which shows workers and their counts but no active tasks.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ from console.broker.urls import BrokerURL, BrokerURLError, parse_broker_url
 
 DEFAULT_APP = "workers.app"
 DEFAULT_HOSTNAME = "{name}-{n}@%h"
+#: Values of ``CONSOLE_EVENTS`` (and ``watch --events``): every event, or worker events only.
+EVENT_MODES = ("all", "workers")
 
 
 def console_id(state_dir: Path) -> str:
@@ -149,6 +155,8 @@ class Settings:
     """Rotated program log files kept."""
     watch: bool = False
     """Watch mode: nothing supervised, every worker of the cluster shown and controlled."""
+    events: str = "all"
+    """Events subscribed to: ``all``, or ``workers`` (worker events only: no task events)."""
 
     def __post_init__(self) -> None:
         ident = console_id(self.state_dir)
@@ -275,6 +283,13 @@ def _reload_settings(conf: Mapping[str, Any], base: Path, flag: bool) -> dict[st
     return {"reload": enabled, "reload_paths": tuple(paths), "reload_patterns": tuple(patterns)}
 
 
+def event_mode(value: Any, source: str = "SENTRY_CONF: CONSOLE_EVENTS") -> str:
+    """A checked ``CONSOLE_EVENTS`` value: ``all`` or ``workers``."""
+    if value not in EVENT_MODES:
+        raise SettingsError(f"{source} must be 'all' or 'workers', not {value!r}")
+    return str(value)
+
+
 def _keymap(raw: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, dict):
         raise SettingsError("SENTRY_CONF: CONSOLE_KEYMAP must be a dict of binding id to keys")
@@ -332,6 +347,7 @@ def resolve_settings(
         **_reload_settings(conf, base, reload),
         "cron_coordination": coordination,
         "cron_takeover": _positive(conf, "CONSOLE_CRON_TAKEOVER", 5.0, float),
+        "events": event_mode(conf.get("CONSOLE_EVENTS", "all")),
     }
     if env.get("SENTRY_CONSOLE_REFRESH"):
         try:

@@ -63,3 +63,5 @@ class ClusterSnapshot:
     """Tasks workers took from each queue so far (from task-received events), cumulative."""
     errors: dict[str, int] = field(default_factory=dict)
     """Failures survived so far, by kind (see console/cluster/errors.py)."""
+    events: str = "all"
+    """Events subscribed to: ``all``, or ``workers`` (no task events, so no active tasks)."""

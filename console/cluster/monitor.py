@@ -50,8 +50,12 @@ class ClusterMonitor:
         recent_limit: int = 500,
         detail_every: int = 6,
         clock: Callable[[], float] = time.time,
+        events: str = "all",
     ) -> None:
         self.app = app
+        self.events = events
+        """``all``, or ``workers``: worker events only, no task events (and no active tasks)."""
+        self.task_events = events == "all"
         self.detail_every = detail_every
         self.poll_interval = poll_interval
         self.fallback_after = fallback_after
@@ -64,11 +68,12 @@ class ClusterMonitor:
             drop_offline_after=drop_offline_after,
             clock=clock,
             router=task_router(app),
+            task_events=self.task_events,
         )
         self.control = RemoteControl(app, timeout=inspect_timeout)
         self.errors = ErrorCounts()
         self.receiver = EventReceiverThread(
-            app, self.state, on_connect=self._on_connect, errors=self.errors
+            app, self.state, on_connect=self._on_connect, errors=self.errors, events=events
         )
         self.poll_error: str | None = None
         self.polls = 0
@@ -113,7 +118,7 @@ class ClusterMonitor:
     def snapshot(self) -> ClusterSnapshot:
         """Frozen views of workers, active tasks and recent tasks; safe from any thread."""
         snap = self.state.snapshot(self.receiver_state, recent=self.recent_limit)
-        return dataclasses.replace(snap, errors=self.errors.counts())
+        return dataclasses.replace(snap, errors=self.errors.counts(), events=self.events)
 
     def task(self, uuid: str) -> TaskInfo | None:
         """The detail of one task, or None when unknown or evicted."""
@@ -130,8 +135,10 @@ class ClusterMonitor:
                 break
 
     def _on_connect(self) -> None:
-        """Ask for task events, and for a heartbeat now: its events list the workers at once."""
-        self.control.enable_events()
+        """Ask for task events (unless only worker events are followed), and for a heartbeat
+        now: its events list the workers at once."""
+        if self.task_events:
+            self.control.enable_events()
         self.control.heartbeat()
 
     def _ping(self, destination: list[str] | None) -> dict[str, bool]:
@@ -155,7 +162,8 @@ class ClusterMonitor:
             self._known_workers = set(pinged) | set(self.state.online_workers())
             new = self._known_workers - self._greeted
             if new and self.receiver.status == "listening":
-                control.enable_events()  # workers that joined after we connected
+                if self.task_events:
+                    control.enable_events()  # workers that joined after we connected
                 self._greeted |= new
             if self._stop.is_set():
                 return
@@ -166,15 +174,8 @@ class ClusterMonitor:
             if online and detail:
                 self.state.note_queues(control.inspect("active_queues", online))
                 self.state.note_stats(control.inspect("stats", online))
-            last = self.state.last_task_event
-            quiet = last is None or self._clock() - last > self.fallback_after
-            listening = self.receiver.status == "listening"
-            if quiet and online and (detail or self._fallback or not listening):
-                missing = self.state.note_inspect_active(control.inspect("active", online))
-                self._fallback = missing > 0 or not listening
-            elif not quiet:
-                self.state.note_inspect_active(None)
-                self._fallback = False
+            if self.task_events:  # without them no active tasks are shown: no fallback
+                self._check_active(online, detail)
             self.poll_error = None
         except RemoteControlError as exc:
             self.poll_error = str(exc)
@@ -184,3 +185,15 @@ class ClusterMonitor:
             self.errors.record(POLL, self.poll_error)
         finally:
             self.polls += 1
+
+    def _check_active(self, online: list[str], detail: bool) -> None:
+        """While task events are silent, take the active tasks from ``inspect active``."""
+        last = self.state.last_task_event
+        quiet = last is None or self._clock() - last > self.fallback_after
+        listening = self.receiver.status == "listening"
+        if quiet and online and (detail or self._fallback or not listening):
+            missing = self.state.note_inspect_active(self.control.inspect("active", online))
+            self._fallback = missing > 0 or not listening
+        elif not quiet:
+            self.state.note_inspect_active(None)
+            self._fallback = False

@@ -24,6 +24,10 @@ READ_COALESCE_SECONDS = 0.05
 
 log = logging.getLogger("sentry_console.cluster.events")
 
+#: Celery's routing keys are the event type with ``.`` for ``-`` (``worker.heartbeat``,
+#: ``task.multi``): the binding of each event mode, as a topic pattern.
+BINDINGS = {"all": "#", "workers": "worker.#"}
+
 
 def describe(exc: BaseException) -> str:
     """One short line for an exception, for ``down: <reason>``."""
@@ -44,6 +48,7 @@ class EventReceiverThread:
         drain_timeout: float = 1.0,
         lean: bool = True,
         errors: ErrorCounts | None = None,
+        events: str = "all",
     ) -> None:
         self._app = app
         self._state = state
@@ -52,6 +57,7 @@ class EventReceiverThread:
         self.drain_timeout = drain_timeout
         self.lean = lean  # the raw pub/sub reader on Redis; kombu's consumer elsewhere
         self.errors = errors if errors is not None else ErrorCounts()
+        self.binding = BINDINGS[events]  # the broker filters: unbound events never arrive
         self.status = "connecting"
         self.reconnects = 0
         self._stop = threading.Event()
@@ -115,7 +121,9 @@ class EventReceiverThread:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, timeout=5)
             if self.lean and supports(conn):
                 exchange = self._app.conf.event_exchange
-                stream = RedisEventStream(conn, exchange, self._on_body, self._on_rejected)
+                stream = RedisEventStream(
+                    conn, exchange, self._on_body, self._on_rejected, binding=self.binding
+                )
                 try:
                     stream.open(self.drain_timeout)
                     listening = self._ready()
@@ -123,7 +131,9 @@ class EventReceiverThread:
                 finally:
                     stream.close()
             else:
-                receiver = self._app.events.Receiver(conn, handlers={"*": self._state.apply})
+                receiver = self._app.events.Receiver(
+                    conn, handlers={"*": self._state.apply}, routing_key=self.binding
+                )
                 consumer = conn.Consumer(
                     queues=[receiver.queue],
                     callbacks=[self._on_message],

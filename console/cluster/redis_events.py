@@ -82,11 +82,16 @@ class RedisEventStream:
         exchange: str,
         handler: MessageHandler,
         on_rejected: RejectHandler | None = None,
+        *,
+        binding: str = "#",
     ) -> None:
         channel: Any = conn.default_channel  # kombu.transport.redis.Channel
         options = conn.transport_options or {}
         prefix = options.get("global_keyprefix", "") or ""
-        self.pattern = f"{prefix}{channel.keyprefix_fanout}{exchange}/*"
+        # kombu publishes to "<prefix><exchange>/<routing key>"; a binding's "#" is a glob "*",
+        # so Redis itself drops what the binding does not match (PSUBSCRIBE filters per pattern)
+        topic = binding.replace("#", "*")
+        self.pattern = f"{prefix}{channel.keyprefix_fanout}{exchange}/{topic}"
         self._handler = handler
         self._on_rejected = on_rejected  # called with how many messages could not be decoded
         self._redis = channel.client.connection_pool.make_connection()

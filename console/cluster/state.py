@@ -91,6 +91,7 @@ class ClusterState:
         clock: Callable[[], float] = time.time,
         router: Callable[[str], str | None] | None = None,
         max_queues: int = 10_000,
+        task_events: bool = True,
     ) -> None:
         if max_tasks < 1 or max_workers < 1:
             raise ValueError("max_tasks and max_workers must be at least 1")
@@ -101,7 +102,9 @@ class ClusterState:
         self._finished: OrderedDict[str, None] = OrderedDict()  # in order of finishing
         self._active: dict[str, _Task] = {}
         self._inspect_active: dict[str, TaskInfo] = {}
-        self.workers = WorkerTable(max_workers, offline_after, drop_offline_after)
+        self.workers = WorkerTable(
+            max_workers, offline_after, drop_offline_after, from_heartbeats=not task_events
+        )
         self.events_received = 0
         self.last_task_event: float | None = None
         self._router = router

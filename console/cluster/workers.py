@@ -20,6 +20,8 @@ class _Worker:
     """Mutable per-worker record."""
 
     __slots__ = (
+        "beat_active",
+        "beat_processed",
         "failed",
         "freq",
         "hostname",
@@ -47,6 +49,8 @@ class _Worker:
         self.loadavg: tuple[float, ...] | None = None
         self.sw_ident: str | None = None
         self.freq: float | None = None  # heartbeat interval the worker announced
+        self.beat_active: int | None = None  # "active" and "processed" of the last heartbeat
+        self.beat_processed: int | None = None
 
 
 class WorkerTable:
@@ -55,10 +59,20 @@ class WorkerTable:
     Silence means ``MISSED_HEARTBEATS`` of the worker's own heartbeat intervals, or
     ``offline_after`` seconds for a worker that never announced one (seen by a ping only).
 
-    Not thread-safe by itself: ``ClusterState`` calls it under its lock.
+    Not thread-safe by itself: ``ClusterState`` calls it under its lock. With
+    ``from_heartbeats`` (no task events subscribed), a worker's active and processed counts are
+    those its last heartbeat carried.
     """
 
-    def __init__(self, max_workers: int, offline_after: float, drop_offline_after: float) -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        offline_after: float,
+        drop_offline_after: float,
+        *,
+        from_heartbeats: bool = False,
+    ) -> None:
+        self.from_heartbeats = from_heartbeats
         self.max_workers = max_workers
         self.offline_after = offline_after
         self.drop_offline_after = drop_offline_after
@@ -105,6 +119,12 @@ class WorkerTable:
         loadavg = event.get("loadavg")
         if isinstance(loadavg, list | tuple):
             worker.loadavg = tuple(float(x) for x in loadavg)
+        if kind == "worker-heartbeat":
+            active, processed = event.get("active"), event.get("processed")
+            if isinstance(active, int):
+                worker.beat_active = active
+            if isinstance(processed, int):
+                worker.beat_processed = processed
         if kind == "worker-offline":
             worker.offline_since = now
         else:
@@ -200,6 +220,10 @@ class WorkerTable:
             if online:
                 consumed.update(worker.queues)
             processed = worker.processed
+            busy = active.get(hostname, 0)
+            if self.from_heartbeats:
+                busy = worker.beat_active or 0
+                processed = worker.beat_processed or 0
             if not processed and worker.stats_total:
                 processed = worker.stats_total
             views.append(
@@ -208,7 +232,7 @@ class WorkerTable:
                     online=online,
                     last_heartbeat=worker.last_seen,
                     pid=worker.pid,
-                    active=active.get(hostname, 0),
+                    active=busy,
                     processed=processed,
                     failed=worker.failed,
                     pool_size=worker.pool_size,

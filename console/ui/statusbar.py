@@ -60,7 +60,10 @@ def status_parts(data: DashboardData, source: str, attachment: str | None = None
         parts.append(Part(Text(f"{failed} FATAL", "bold red reverse"), 9))
     online = sum(1 for w in data.workers if w.online)
     parts.append(Part(Text.assemble(("workers ", "dim"), f"{online}/{len(data.workers)}"), 5))
-    parts.append(Part(Text.assemble(("tasks ", "dim"), str(len(data.active_tasks))), 4))
+    if data.events == "workers":  # subscribed to worker events only: no task list to count
+        parts.append(Part(Text("task events off", "dim"), 4))
+    else:
+        parts.append(Part(Text.assemble(("tasks ", "dim"), str(len(data.active_tasks))), 4))
     queued = sum(q.ready or 0 for q in data.queues)
     parts.append(Part(Text.assemble(("queued ", "dim"), str(queued)), 5))
     parts.append(Part(Text.assemble(("events ", "dim"), str(data.events_received)), 0))

@@ -268,3 +268,23 @@ def test_offline_after_missed_heartbeats_of_the_workers_own_interval() -> None:
     clock.now += 3.0  # t=70.1: plain (offline since t=10) dropped; slow silent for 2.25 beats
     online = {w.hostname: w.online for w in state.snapshot("x").workers}
     assert online == {"slow@h": False}
+
+
+def test_worker_counts_come_from_heartbeats_without_task_events() -> None:
+    clock = FakeClock()
+    lean = ClusterState(clock=clock, task_events=False)
+    lean.apply(ev("worker-heartbeat", hostname="a@h", active=3, processed=120))
+    lean.apply(ev("worker-heartbeat", hostname="b@h"))  # an old worker sending no counts
+    a, b = lean.snapshot("listening").workers
+    assert (a.hostname, a.online, a.active, a.processed) == ("a@h", True, 3, 120)
+    assert (b.active, b.processed) == (0, 0)
+    lean.apply(ev("worker-heartbeat", hostname="a@h", active=0, processed=125))
+    a = lean.snapshot("listening").workers[0]
+    assert (a.active, a.processed) == (0, 125)
+
+    # with task events, the counts are the console's own: a heartbeat's figures are ignored
+    full = ClusterState(clock=clock)
+    full.apply(ev("worker-heartbeat", hostname="w1@h", active=3, processed=120))
+    run_task(full, "u1")
+    w = full.snapshot("listening").workers[0]
+    assert (w.active, w.processed) == (0, 1)

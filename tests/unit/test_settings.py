@@ -74,6 +74,8 @@ def test_redacted_form_hides_password(conf: Path) -> None:
         ("CONSOLE_WORKERS = [{'name': 'w', 'concurrency': 0}]\n", "concurrency"),
         ("CONSOLE_CRON = 'yes'\n", "CONSOLE_CRON"),
         ("CONSOLE_REFRESH_INTERVAL = -1\n", "positive"),
+        ("CONSOLE_EVENTS = 'tasks'\n", "CONSOLE_EVENTS must be 'all' or 'workers'"),
+        ("CONSOLE_EVENTS = None\n", "CONSOLE_EVENTS"),
     ],
 )
 def test_bad_conf_files_give_one_clear_line(tmp_path: Path, body: str, fragment: str) -> None:
@@ -116,3 +118,11 @@ def test_default_programs_are_one_worker_group_and_cron(tmp_path: Path) -> None:
     s = resolve_settings(env={})
     assert [g.processes for g in s.worker_groups] == [1]
     assert s.cron is True
+
+
+def test_event_mode_from_conf(tmp_path: Path) -> None:
+    assert resolve_settings(env={"SENTRY_CONSOLE_STATE_DIR": str(tmp_path)}).events == "all"
+    path = write_conf(tmp_path / "sentry.conf.py", 'CONSOLE_EVENTS = "workers"\n')
+    settings = resolve_settings(env={"SENTRY_CONF": str(path)})
+    assert settings.events == "workers"
+    assert settings.watching().events == "workers"  # watch mode keeps it
