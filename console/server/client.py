@@ -317,6 +317,18 @@ class RemoteSource:
         """Grow or shrink a worker's pool."""
         return self._act("pool", hostname=hostname, delta=delta)
 
+    def pool_restart(self, hostname: str) -> ActionResult:
+        """Replace a worker's pool processes."""
+        return self._act("pool_restart", hostname=hostname)
+
+    def consume(self, hostname: str, queue: str, on: bool = True) -> ActionResult:
+        """Make a worker start (``on``) or stop consuming a queue."""
+        return self._act("consume", hostname=hostname, queue=queue, on=on)
+
+    def shutdown_worker(self, hostname: str) -> ActionResult:
+        """Warm shutdown of one worker."""
+        return self._act("shutdown_worker", hostname=hostname)
+
     def shutdown(self) -> None:
         """Stop every program warmly, then the server (waits until they are down)."""
         with contextlib.suppress(ServerGone):

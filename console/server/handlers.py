@@ -183,6 +183,11 @@ class RequestHandlers:
             "revoke": lambda: rt.revoke(str(args["uuid"]), bool(args.get("terminate"))),
             "purge": lambda: rt.purge(str(args["queue"])),
             "pool": lambda: rt.pool(str(args["hostname"]), int(args["delta"])),
+            "pool_restart": lambda: rt.pool_restart(str(args["hostname"])),
+            "consume": lambda: rt.consume(
+                str(args["hostname"]), str(args["queue"]), bool(args.get("on", True))
+            ),
+            "shutdown_worker": lambda: rt.shutdown_worker(str(args["hostname"])),
         }
         return table.get(name)
 

@@ -6,21 +6,19 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Log, Static
 from textual.worker import Worker, WorkerState
 
-from console.actions import ActionResult, Outcome
+from console.actions import ActionResult
 from console.cluster import TaskInfo
 from console.runtime import DashboardData
 from console.settings import Settings
@@ -33,15 +31,17 @@ from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.process_detail import ProcessDetailScreen
+from console.ui.remote import SEVERITY, WorkerControlApp, WorkerSource
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
 from console.ui.statusbar import StatusBar
-from console.ui.tables import ProcessTable, QueueTable, TaskTable, WorkerTable
+from console.ui.tables import ProcessTable, QueueTable, TaskTable
+from console.ui.watchmode import action_name, needs_supervisor, watch_commands, watch_sections
+from console.ui.workers import WorkerTable
 
-__all__ = ["LOG_TAIL", "ConsoleApp", "ConsoleSource", "DashboardUpdated"]
+__all__ = ["LOG_TAIL", "SEVERITY", "ConsoleApp", "ConsoleSource", "DashboardUpdated"]
 
 #: For this many seconds after start-up the screen polls every ``STARTUP_POLL`` seconds, so the
 #: first frame listing the workers follows the cluster monitor's first ping round closely.
-SEVERITY = {Outcome.DONE: "information", Outcome.REFUSED: "warning", Outcome.FAILED: "error"}
 STARTUP_WINDOW = 3.0
 STARTUP_POLL = 0.25
 
@@ -53,7 +53,7 @@ def terminal_has_few_colours() -> bool:
     return Console().color_system in ("standard", "windows")
 
 
-class ConsoleSource(Protocol):
+class ConsoleSource(WorkerSource, Protocol):
     """What the screen needs from the engine (a :class:`ConsoleRuntime`, or a fake in tests)."""
 
     settings: Settings
@@ -68,14 +68,13 @@ class ConsoleSource(Protocol):
     def task(self, uuid: str) -> TaskInfo | None: ...
     def revoke(self, uuid: str, terminate: bool = False) -> ActionResult: ...
     def purge(self, queue: str) -> ActionResult: ...
-    def pool(self, hostname: str, delta: int) -> ActionResult: ...
     def shutdown(self) -> None: ...
     def shutdown_now(self) -> None: ...
 
 
 ACTIONS = frozenset(
     {"restart", "toggle_selected", "toggle_cron", "scale", "rolling_restart", "revoke"}
-    | {"terminate", "purge", "pool"}
+    | {"terminate", "purge", "pool", "pool_restart", "consume", "shutdown_worker"}
 )
 """Actions that change something: refused and hidden for a read-only client."""
 
@@ -91,24 +90,28 @@ class DashboardUpdated(Message):
 
 def changes(binding: Binding) -> bool:
     """True when a binding runs an action that changes something (hidden when read-only)."""
-    name = binding.action.removeprefix("app.").removeprefix("screen.").partition("(")[0]
-    return name in ACTIONS or binding.id in ("detail_revoke", "detail_terminate")
+    return action_name(binding.action) in ACTIONS or binding.id in (
+        "detail_revoke",
+        "detail_terminate",
+    )
 
 
-class ConsoleApp(App[None]):
+class ConsoleApp(WorkerControlApp):
     """Supervise and watch a Celery cluster from one terminal screen."""
 
     CSS_PATH = Path(__file__).with_name("console.tcss")
     TITLE = "sentry-console"
     ENABLE_COMMAND_PALETTE = True
-    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    COMMANDS = WorkerControlApp.COMMANDS | {ConsoleCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     def __init__(self, source: ConsoleSource, *, live: bool = True, ansi: bool = False) -> None:
         super().__init__(ansi_color=ansi or None)
         if ansi:
             self.theme = "ansi-dark"
-        self.source = source
+        self.source: ConsoleSource = source
+        self.watch_mode = bool(source.settings.watch)
+        """Watch mode: nothing supervised; the keys that need a supervisor are absent."""
         self.set_keymap(check_keymap(dict(source.settings.keymap)))
         self.live = live
         self._selected: str | None = None
@@ -135,7 +138,7 @@ class ConsoleApp(App[None]):
 
     def get_default_screen(self) -> DashboardScreen:
         """The main screen."""
-        return DashboardScreen()
+        return DashboardScreen(watch=self.watch_mode)
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -146,7 +149,8 @@ class ConsoleApp(App[None]):
 
     def palette_commands(self) -> list[PaletteCommand]:
         """Every main-screen action as a command palette entry."""
-        return palette_commands(help_sections(self.source.settings.keymap))
+        commands = palette_commands(help_sections(self.source.settings.keymap))
+        return watch_commands(commands) if self.watch_mode else commands
 
     # polling -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
@@ -219,15 +223,18 @@ class ConsoleApp(App[None]):
             self._show_data(data, message)
 
     def _show_data(self, data: DashboardData, message: DashboardUpdated) -> None:
-        self.dashboard.query_one(ProcessTable).show(data.processes)
+        if not self.watch_mode:
+            self.dashboard.query_one(ProcessTable).show(data.processes)
         self.dashboard.query_one(QueueTable).show(data.queues, data.capacity)
         self.dashboard.query_one(CapacityWarnings).show(data.capacity)
         self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
         self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
         if not self._stop.is_set():
             bar = self.dashboard.query_one(StatusBar)
-            bar.show(data, self.source.settings.broker_source, self.attachment)
-        self._show_log(message.log_name, message.log_lines)
+            source = self.source.settings.broker_source
+            bar.show(data, source, self.attachment, self.watch_mode)
+        if not self.watch_mode:
+            self._show_log(message.log_name, message.log_lines)
 
     def _show_log(self, name: str | None, lines: list[str]) -> None:
         log = self.dashboard.query_one("#log", Log)
@@ -274,8 +281,11 @@ class ConsoleApp(App[None]):
         return getattr(self.source, "attachment", None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide what does not apply: actions for a read-only client, detach in-process."""
+        """Hide what does not apply: actions for a read-only client, detach in-process, and in
+        watch mode everything that needs a supervisor."""
         if self.read_only and action in ACTIONS:
+            return False
+        if self.watch_mode and needs_supervisor(action):
             return False
         if action == "detach":
             return self.attachment is not None
@@ -291,12 +301,6 @@ class ConsoleApp(App[None]):
 
     def _selected_process(self) -> str | None:
         return self.dashboard.query_one(ProcessTable).selected_key()
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def _run_action(self, action: Callable[[], ActionResult]) -> None:
-        result = action()
-        severity = SEVERITY[result.outcome]
-        self.call_from_thread(self.notify, result.message, severity=severity, timeout=4)
 
     def action_restart(self) -> None:
         """Restart the selected process."""
@@ -363,6 +367,8 @@ class ConsoleApp(App[None]):
             sections = [(where, [b for b in keys if not changes(b)]) for where, keys in sections]
         if self.attachment is None:
             sections = [(w, [b for b in keys if b.id != "detach"]) for w, keys in sections]
+        if self.watch_mode:
+            sections = watch_sections(sections)
         self.push_screen(HelpScreen(sections))
 
     @on(LiveTable.RowSelected, "#processes")
@@ -454,14 +460,6 @@ class ConsoleApp(App[None]):
         question = f"Purge every message waiting in {queue}?"
         self.push_screen(TypeNameScreen(question, queue), answered)
 
-    def action_pool(self, delta: int) -> None:
-        """Grow or shrink the pool of the selected worker (local or remote)."""
-        hostname = self.dashboard.query_one(WorkerTable).selected_key()
-        if not hostname:
-            self.notify("no worker selected", severity="warning")
-            return
-        self._run_action(lambda: self.source.pool(hostname, delta))
-
     async def action_quit(self) -> None:
         """ctrl+q and the palette's Quit: the same graceful way out as ``q``."""
         self.action_quit_console()
@@ -476,6 +474,9 @@ class ConsoleApp(App[None]):
     def action_quit_console(self) -> None:
         """Stop every child gracefully, then leave (asking first when tasks are running)."""
         if self._stop.is_set() or isinstance(self.screen, QuitScreen):
+            return
+        if self.watch_mode:  # nothing supervised: nothing to stop, nothing to ask
+            self.stop_everything()
             return
         running = len(self.last_data.active_tasks) if self.last_data else 0
         if not running:
@@ -500,6 +501,8 @@ class ConsoleApp(App[None]):
             return
         self._stop_polling()
         message = "stopping every process, tasks finishing…" if wait else "stopping now…"
+        if self.watch_mode:
+            message = "leaving (the workers are not touched)…"
         self.dashboard.query_one(StatusBar).say(Text(message, "bold yellow"))
         self._shutdown_then_exit(wait)
 

@@ -1,4 +1,8 @@
-"""The main screen: status bar, the four tables, the log pane, the filter box; and its keys."""
+"""The main screen: status bar, the four tables, the log pane, the filter box; and its keys.
+
+In watch mode (nothing supervised) there are no processes and no output: the workers take the
+top of the screen, active tasks and queues the bottom.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +20,24 @@ from console.ui.capacity import CapacityWarnings
 from console.ui.commands import PaletteCommand
 from console.ui.failures import FailuresScreen
 from console.ui.livetable import LiveTable
-from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
+from console.ui.modals import ConfirmScreen, QueueScreen, QuitScreen, TypeNameScreen
 from console.ui.process_detail import ProcessDetailScreen
 from console.ui.screens import LogScreen, TaskDetailScreen
 from console.ui.statusbar import StatusBar
-from console.ui.tables import ProcessTable, QueueTable, SyncTable, TaskTable, WorkerTable
+from console.ui.tables import ProcessTable, QueueTable, SyncTable, TaskTable
+from console.ui.workers import WorkerTable
 
 LOG_TAIL = 500
 SHORT_FOOTER_BELOW = 100
 #: Keys the footer leaves out below SHORT_FOOTER_BELOW columns (``?`` and the palette have them).
 OPTIONAL_KEYS = frozenset({"app.rolling_restart", "app.logs", "filter"})
+#: Remote-control keys the footer shows only in watch mode (elsewhere ``?`` and the palette do).
+REMOTE_KEYS = frozenset(
+    {"app.pool_restart", "app.consume(True)", "app.consume(False)", "app.shutdown_worker"}
+)
 SCALE = Binding.Group("scale")
+TITLES = {"processes": "processes", "queues": "queues", "tasks": "active tasks"}
+"""Pane titles by table id (the workers pane titles itself: hosts, filter)."""
 
 
 class FilterInput(Input):
@@ -38,17 +49,22 @@ class FilterInput(Input):
 
 
 class ConsoleFooter(Footer):
-    """The footer; with the ``-short`` class it leaves out the keys in :data:`OPTIONAL_KEYS`."""
+    """The footer; with the ``-short`` class it leaves out the keys in :data:`OPTIONAL_KEYS`,
+    with ``-supervising`` those in :data:`REMOTE_KEYS`."""
 
     DEFAULT_CSS = """
     ConsoleFooter.-short FooterKey.-optional { display: none; }
+    ConsoleFooter.-supervising FooterKey.-remote { display: none; }
     """
 
     def compose(self) -> ComposeResult:
-        """Footer's keys, the optional ones marked."""
+        """Footer's keys, the optional and the remote-control ones marked."""
         for widget in super().compose():
-            if getattr(widget, "action", None) in OPTIONAL_KEYS:
+            action = getattr(widget, "action", None)
+            if action in OPTIONAL_KEYS:
                 widget.add_class("-optional")
+            if action in REMOTE_KEYS:
+                widget.add_class("-remote")
             yield widget
 
 
@@ -111,8 +127,9 @@ class DashboardScreen(Screen[None]):
         Binding("q", "app.quit_console", "quit", id="quit", tooltip="Stop every process, quit"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, watch: bool = False) -> None:
+        super().__init__(classes="-watch" if watch else None)
+        self.watch_mode = watch
         self._filter_target: SyncTable | None = None
         self._zoomed: SyncTable | None = None
 
@@ -120,6 +137,9 @@ class DashboardScreen(Screen[None]):
         """Status bar, four tables, the log pane, the filter box and the footer."""
         yield StatusBar(id="status")
         yield CapacityWarnings(id="capacity")
+        if self.watch_mode:
+            yield from self._compose_watch()
+            return
         with Horizontal(id="top"):
             yield ProcessTable(id="processes")
             yield QueueTable(id="queues")
@@ -130,18 +150,28 @@ class DashboardScreen(Screen[None]):
             yield Static("output", id="logtitle")
             yield Log(id="log", max_lines=LOG_TAIL, auto_scroll=True)
         yield FilterInput(placeholder="filter: enter keeps, escape clears", id="filter")
+        yield ConsoleFooter(show_command_palette=False, classes="-supervising")
+
+    def _compose_watch(self) -> ComposeResult:
+        """Watch mode: the workers on top, active tasks and queues below; no processes, no log."""
+        with Horizontal(id="top"):
+            yield WorkerTable(id="workers", watch=True)
+        with Horizontal(id="middle"):
+            yield TaskTable(id="tasks")
+            yield QueueTable(id="queues")
+        yield FilterInput(placeholder="filter: host, worker or queue; escape clears", id="filter")
         yield ConsoleFooter(show_command_palette=False)
 
+    def main_table(self) -> SyncTable:
+        """The table focused first: the processes, or in watch mode the workers."""
+        return self.query_one(WorkerTable) if self.watch_mode else self.query_one(ProcessTable)
+
     def on_mount(self) -> None:
-        """Title the tables and focus the processes."""
-        for table, title in (
-            (ProcessTable, "processes"),
-            (QueueTable, "queues"),
-            (TaskTable, "active tasks"),
-            (WorkerTable, "workers"),
-        ):
-            self.query_one(table).border_title = title
-        self.query_one(ProcessTable).focus()
+        """Title the tables (the workers title themselves) and focus the main one."""
+        for table in self.query(SyncTable):
+            if table.id in TITLES:
+                table.border_title = TITLES[table.id]
+        self.main_table().focus()
 
     def on_resize(self) -> None:
         """Below 100 columns the footer leaves out a few keys (``?`` lists them), so none is cut."""
@@ -151,7 +181,7 @@ class DashboardScreen(Screen[None]):
         """The table with focus (or the last filtered one, or the processes)."""
         if isinstance(self.focused, SyncTable):
             return self.focused
-        return self._filter_target or self.query_one(ProcessTable)
+        return self._filter_target or self.main_table()
 
     def action_filter(self) -> None:
         """Open the filter box for the focused table."""
@@ -177,7 +207,7 @@ class DashboardScreen(Screen[None]):
     def action_close_filter(self, clear: bool) -> None:
         """Close the filter box; with ``clear`` also drop the filter."""
         box = self.query_one(FilterInput)
-        target = self._filter_target or self.query_one(ProcessTable)
+        target = self._filter_target or self.main_table()
         if clear:
             box.value = ""
             target.set_filter("")
@@ -238,6 +268,7 @@ def binding_sections() -> list[tuple[str, Sequence[Binding]]]:
         ("quit dialog", _own(QuitScreen.BINDINGS)),
         ("confirm dialog", _own(ConfirmScreen.BINDINGS)),
         ("purge dialog", _own(TypeNameScreen.BINDINGS)),
+        ("queue dialog", _own(QueueScreen.BINDINGS)),
     ]
 
 

@@ -22,7 +22,8 @@ from console.supervision import ProcessSnapshot, ProcessState
 
 NOW = 1_790_000_000.0
 URL = "redis://:***@10.0.4.12:6379/0"
-SCENARIOS = ("main", "fatal", "broker-down", "memory-warning")
+SCENARIOS = ("main", "fatal", "broker-down", "memory-warning", "watch")
+WATCH_HOSTS = ("alpha", "bravo", "charlie")
 
 
 def _process(
@@ -62,7 +63,15 @@ def _queue(name: str, ready: int, history: tuple[int, ...], rates: tuple[float, 
     )
 
 
-def _worker(host: str, active: int, processed: int, failed: int, online: bool = True) -> WorkerInfo:
+def _worker(
+    host: str,
+    active: int,
+    processed: int,
+    failed: int,
+    online: bool = True,
+    pool: int = 2,
+    queues: tuple[str, ...] = (),
+) -> WorkerInfo:
     return WorkerInfo(
         hostname=host,
         online=online,
@@ -71,8 +80,8 @@ def _worker(host: str, active: int, processed: int, failed: int, online: bool = 
         active=active,
         processed=processed,
         failed=failed,
-        pool_size=2,
-        queues=(),
+        pool_size=pool,
+        queues=queues,
         loadavg=None,
         sw_ident="py-celery",
     )
@@ -108,6 +117,8 @@ def _task(uuid: str, name: str, worker: str, runtime: float, args: str, **kw: ob
 
 def demo_data(scenario: str = "main") -> DashboardData:
     """The frozen cluster for one screenshot scenario."""
+    if scenario == "watch":
+        return watch_data()
     processes = [
         _process("worker-1", ProcessState.RUNNING, 41027, 8_130.0, cpu_percent=38.0),
         _process("worker-2", ProcessState.RUNNING, 41544, 312.0, restarts=1, cpu_percent=35.0),
@@ -214,6 +225,42 @@ def demo_data(scenario: str = "main") -> DashboardData:
     )
 
 
+WATCH_QUEUES = (("events.process_event", "events.save_event"), ("default", "cleanup"))
+
+
+def watch_data(hosts: tuple[str, ...] = WATCH_HOSTS, per_host: int = 2) -> DashboardData:
+    """A cluster seen from watch mode: ``per_host`` workers on each host, none supervised.
+
+    The last worker of the last host is offline; workers alternate between two sets of queues.
+    """
+    workers = []
+    for h, host in enumerate(hosts):
+        for n in range(1, per_host + 1):
+            last = h == len(hosts) - 1 and n == per_host
+            workers.append(
+                _worker(
+                    f"worker-{n}@{host}",
+                    active=0 if last else (h + n) % 3,
+                    processed=40_000 + 7_919 * (h * per_host + n) % 90_000,
+                    failed=(h + 2 * n) % 4,
+                    online=not last,
+                    pool=4 if n % 2 else 8,
+                    queues=WATCH_QUEUES[(n - 1) % 2],
+                )
+            )
+    main = demo_data("main")
+    first = workers[0].hostname
+    tasks = tuple(replace(t, worker=first if i < 2 else workers[2].hostname)
+                  for i, t in enumerate(main.active_tasks))  # fmt: skip
+    return replace(
+        main,
+        processes=(),
+        workers=tuple(workers),
+        remote_workers=frozenset(w.hostname for w in workers),
+        active_tasks=tasks,
+    )
+
+
 def demo_capacity() -> BrokerCapacity:
     """A Redis at 92% of a 64 MB maxmemory under allkeys-lru, filling, with overdue work."""
     memory = BrokerMemory(
@@ -272,6 +319,9 @@ class DemoSource:
         self.actions: list[str] = []
         self.attachment: str | None = "attached: server 4242 since 09:12"
         self.server_pid = 4242
+        if scenario == "watch":  # nothing supervised, no server: the console runs watch
+            self.settings = self.settings.watching()
+            self.attachment = None
 
     def poll(self) -> DashboardData:
         """The scenario's frozen data."""
@@ -327,6 +377,18 @@ class DemoSource:
     def pool(self, hostname: str, delta: int) -> ActionResult:
         """Record a pool change."""
         return self._act(f"pool {delta:+d} {hostname}")
+
+    def pool_restart(self, hostname: str) -> ActionResult:
+        """Record a pool restart."""
+        return self._act(f"pool restart {hostname}")
+
+    def consume(self, hostname: str, queue: str, on: bool = True) -> ActionResult:
+        """Record a consumer added or cancelled."""
+        return self._act(f"{'consume' if on else 'cancel'} {queue} {hostname}")
+
+    def shutdown_worker(self, hostname: str) -> ActionResult:
+        """Record a warm shutdown."""
+        return self._act(f"shutdown {hostname}")
 
     def shutdown(self) -> None:
         """Nothing to stop."""

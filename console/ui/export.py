@@ -20,6 +20,7 @@ SHOTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fatal": ("fatal", ("down", "down", "down")),
     "broker-down": ("broker-down", ()),
     "memory-warning": ("memory-warning", ()),
+    "watch": ("watch", ("down", "down", "down", "space")),
 }
 """Screenshot name -> (demo scenario, keys pressed before the shot)."""
 

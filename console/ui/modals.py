@@ -1,12 +1,15 @@
-"""Confirmation dialogs: yes / no, type a name to confirm, and how to quit with tasks running."""
+"""Dialogs: yes / no, type a name to confirm, how to quit with tasks running, which queue."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label
 
 
@@ -122,3 +125,43 @@ class QuitScreen(ModalScreen[str | None]):
     def action_choose(self, choice: str | None) -> None:
         """Close with ``choice``."""
         self.dismiss(choice)
+
+
+class QueueScreen(ModalScreen[str | None]):
+    """Ask for a queue name, completed from known ones; enter answers, escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="queue_cancel", tooltip="Cancel")]
+
+    def __init__(self, question: str, choices: Sequence[str], hint: str) -> None:
+        super().__init__()
+        self.question = question
+        self.choices = list(choices)
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        """The question, what the worker consumes now, and an input that completes names."""
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="question")
+            yield Label(self.hint, classes="hint")
+            yield Input(
+                placeholder=self.choices[0] if self.choices else "queue name",
+                suggester=SuggestFromList(self.choices, case_sensitive=False),
+                id="queue",
+            )
+
+    def on_mount(self) -> None:
+        """Focus the input."""
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        """Answer with the typed name (nothing typed: say so and wait)."""
+        name = event.value.strip()
+        if name:
+            self.dismiss(name)
+        else:
+            self.query_one(".hint", Label).update("Type a queue name, or press escape.")
+
+    def action_cancel(self) -> None:
+        """Close without a queue."""
+        self.dismiss(None)

@@ -12,6 +12,7 @@ from console.runtime import DashboardData
 from console.supervision import ProcessState
 from console.ui import format as fmt
 from console.ui.capacity import memory_rank, memory_text
+from console.ui.workers import host_of
 
 _FAILING = (ProcessState.BACKOFF, ProcessState.FATAL)
 _USERINFO = re.compile(r"^(?P<scheme>[a-z+]+)://[^/@]*@")
@@ -32,13 +33,16 @@ class Part:
     rank: int
 
 
-def status_parts(data: DashboardData, source: str, attachment: str | None = None) -> list[Part]:
-    """Every piece the status bar could show, in display order."""
+def status_parts(
+    data: DashboardData, source: str, attachment: str | None = None, watch: bool = False
+) -> list[Part]:
+    """Every piece the status bar could show, in display order (``watch``: watch mode)."""
     health = data.broker
     style = {"connected": "bold green", "connecting": "bold yellow"}.get(health.state, "bold red")
-    parts = [
+    parts = [Part(Text(" watch ", "bold reverse cyan"), 9)] if watch else []
+    parts += [
         Part(Text.assemble(("● ", style), (health.state, style)), 9),
-        Part(Text(short_url(data.broker_url, source), "bold"), 8),
+        Part(Text(short_url(data.broker_url, source), "bold"), 9 if watch else 8),  # the cluster
     ]
     if health.state == "connected" and health.rtt_ms is not None:
         parts.append(Part(Text(fmt.millis(health.rtt_ms), "dim"), 2))
@@ -55,11 +59,19 @@ def status_parts(data: DashboardData, source: str, attachment: str | None = None
         parts.append(Part(memory_text(capacity.memory), memory_rank(capacity.memory)))
     running = sum(1 for p in data.processes if p.state == ProcessState.RUNNING)
     failed = sum(1 for p in data.processes if p.state == ProcessState.FATAL)
-    parts.append(Part(Text.assemble(("│ procs ", "dim"), f"{running}/{len(data.processes)}"), 6))
+    if not watch:
+        procs = f"{running}/{len(data.processes)}"
+        parts.append(Part(Text.assemble(("│ procs ", "dim"), procs), 6))
     if failed:
         parts.append(Part(Text(f"{failed} FATAL", "bold red reverse"), 9))
     online = sum(1 for w in data.workers if w.online)
-    parts.append(Part(Text.assemble(("workers ", "dim"), f"{online}/{len(data.workers)}"), 5))
+    workers = f"{online}/{len(data.workers)}"
+    if watch:  # no programs: the workers lead, then on how many hosts they run
+        parts.append(Part(Text.assemble(("│ workers ", "dim"), workers), 6))
+        hosts = len({host_of(w.hostname) for w in data.workers})
+        parts.append(Part(Text.assemble(("hosts ", "dim"), str(hosts)), 3))
+    else:
+        parts.append(Part(Text.assemble(("workers ", "dim"), workers), 5))
     if data.events == "workers":  # subscribed to worker events only: no task list to count
         parts.append(Part(Text("task events off", "dim"), 4))
     else:
@@ -99,9 +111,11 @@ class StatusBar(Static):
         self._message: Text | None = None
         self._last: Text | None = None
 
-    def show(self, data: DashboardData, source: str, attachment: str | None = None) -> None:
+    def show(
+        self, data: DashboardData, source: str, attachment: str | None = None, watch: bool = False
+    ) -> None:
         """Show a fresh poll result."""
-        self._parts = status_parts(data, source, attachment)
+        self._parts = status_parts(data, source, attachment, watch)
         self._refit()
 
     def say(self, message: Text) -> None:

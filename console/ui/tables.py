@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.events import Resize
 
 from console.broker.capacity import BrokerCapacity
-from console.cluster import TaskInfo, WorkerInfo
+from console.cluster import TaskInfo
 from console.queuestats import QueueRow
 from console.supervision import ProcessSnapshot, ProcessState
 from console.ui import format as fmt
@@ -51,7 +51,7 @@ class Row:
     sort: tuple[SortValue, ...]
 
 
-def _plain(cell: Cell) -> str:
+def plain(cell: Cell) -> str:
     return cell.plain if isinstance(cell, Text) else cell
 
 
@@ -111,9 +111,9 @@ class SyncTable(LiveTable):
             return wanted
         room += PAD  # the last column's trailing blank may go
         widths = [cell_len(c.label) for c in self.COLUMNS]
-        for row in self.rows_in:
+        for row in self.measured_rows():
             for i, cell in enumerate(row.cells):
-                widths[i] = max(widths[i], cell_len(_plain(cell)))
+                widths[i] = max(widths[i], cell_len(plain(cell)))
         pad = 2 * PAD
         pairs = [(w, c) for w, c in zip(widths, self.COLUMNS, strict=True) if c in wanted]
         used = sum(w + pad for w, c in pairs if c.narrow)
@@ -126,6 +126,10 @@ class SyncTable(LiveTable):
             shown.append(column)
         return tuple(shown)
 
+    def measured_rows(self) -> Sequence[Row]:
+        """The rows whose cells decide which columns fit (every row that may be shown)."""
+        return self.rows_in
+
     # rows, sort, filter --------------------------------------------------------------------
     def show_rows(self, rows: Sequence[Row]) -> None:
         """Remember ``rows`` and show them filtered and sorted."""
@@ -137,10 +141,10 @@ class SyncTable(LiveTable):
         rows = self.rows_in
         if self.filter_text:
             needle = self.filter_text.lower()
-            rows = [r for r in rows if any(needle in _plain(c).lower() for c in r.cells)]
+            rows = [r for r in rows if any(needle in plain(c).lower() for c in r.cells)]
         if self.sort_index is not None:
             i = self.sort_index
-            rows = sorted(rows, key=lambda r: _sort_key(r.sort[i]), reverse=self.sort_reverse)
+            rows = sorted(rows, key=lambda r: sort_key(r.sort[i]), reverse=self.sort_reverse)
         return rows
 
     def cycle_sort(self) -> str:
@@ -186,19 +190,23 @@ class SyncTable(LiveTable):
         if self.sort_index is not None:
             notes.append(self.sort_label().replace("sorted by ", "by "))
         if self.filter_text:
-            notes.append(f"/{self.filter_text} {len(rows)}/{len(self.rows_in)}")
+            notes.append(self.filter_note(rows))
         subtitle = " · ".join(notes)
         if self.border_subtitle != subtitle:
             self.border_subtitle = subtitle
 
+    def filter_note(self, rows: Sequence[Row]) -> str:
+        """How the filter is shown in the subtitle (``/text shown/total``)."""
+        return f"/{self.filter_text} {len(rows)}/{len(self.rows_in)}"
 
-def _sort_key(value: SortValue) -> tuple[int, float, str]:
+
+def sort_key(value: SortValue) -> tuple[int, float, str]:
     if isinstance(value, str):
         return (1, 0.0, value.lower())
     return (0, value, "")
 
 
-def _num(value: float | int | None) -> float:
+def num(value: float | int | None) -> float:
     return -1.0 if value is None else float(value)
 
 
@@ -257,11 +265,11 @@ class ProcessTable(SyncTable):
             sort = (
                 p.name,
                 str(p.state),
-                _num(p.pid),
-                _num(p.uptime),
+                num(p.pid),
+                num(p.uptime),
                 float(p.restarts),
-                _num(p.cpu_percent),
-                _num(p.rss_bytes),
+                num(p.cpu_percent),
+                num(p.rss_bytes),
                 info,
             )
             rows.append(Row(p.name, cells, sort))
@@ -331,14 +339,14 @@ class QueueTable(SyncTable):
             )
             sort = (
                 q.name,
-                _num(q.ready),
-                _num(q.in_rate),
-                _num(q.out_rate),
-                _num(q.ready),
-                _num(q.drain_seconds),
-                _num(unacked),
-                _num(size),
-                _num(age),
+                num(q.ready),
+                num(q.in_rate),
+                num(q.out_rate),
+                num(q.ready),
+                num(q.drain_seconds),
+                num(unacked),
+                num(size),
+                num(age),
             )
             rows.append(Row(q.name, cells, sort))
         self.show_rows(rows)
@@ -375,76 +383,19 @@ class TaskTable(SyncTable):
         """Render active tasks."""
         self._last_shown = (tasks, now)
         rows = []
+        nodes = {t.worker or "-" for t in tasks}
+        # A worker's name alone, unless two hosts have workers of that name among these tasks.
+        short = len({node.split("@")[0] for node in nodes}) == len(nodes)
         for t in tasks:
             runtime = now - t.started if t.started else None
             name = t.name or "?"
             cells = (
                 name if not self.narrow else name.rsplit(".", 1)[-1],
                 t.uuid[:8],
-                (t.worker or "-").split("@")[0],
+                (t.worker or "-").split("@")[0] if short else t.worker or "-",
                 fmt.duration(runtime),
                 t.args[:40],
             )
-            sort = (name, t.uuid, t.worker or "", _num(runtime), t.args)
+            sort = (name, t.uuid, t.worker or "", num(runtime), t.args)
             rows.append(Row(t.uuid, cells, sort))
-        self.show_rows(rows)
-
-
-class WorkerTable(SyncTable):
-    """Every worker in the cluster, the console's own and remote ones."""
-
-    COLUMNS = (
-        Column("worker", "worker"),
-        Column("status", "status"),
-        Column("where", "where"),
-        Column("active", "act"),
-        Column("done", "done", narrow=False),
-        Column("failed", "failed", narrow=False),
-        Column("pool", "pool", narrow=False),
-    )
-    BINDINGS = [
-        Binding(
-            "greater_than_sign",
-            "app.pool(1)",
-            "pool+",
-            id="pool_grow",
-            key_display=">",
-            tooltip="Add a pool process to the selected worker",
-        ),
-        Binding(
-            "less_than_sign",
-            "app.pool(-1)",
-            "pool-",
-            id="pool_shrink",
-            key_display="<",
-            tooltip="Remove a pool process from the selected worker",
-        ),
-    ]
-
-    def show(self, workers: Sequence[WorkerInfo], remote: frozenset[str]) -> None:
-        """Render workers."""
-        self._last_shown = (workers, remote)
-        rows = []
-        for w in workers:
-            status = Text("online", "green") if w.online else Text("offline", "bold red")
-            where = "remote" if w.hostname in remote else "local"
-            cells = (
-                w.hostname,
-                status,
-                Text(where, "magenta") if where == "remote" else where,
-                str(w.active),
-                str(w.processed),
-                str(w.failed),
-                str(w.pool_size or "-"),
-            )
-            sort = (
-                w.hostname,
-                status.plain,
-                where,
-                float(w.active),
-                float(w.processed),
-                float(w.failed),
-                _num(w.pool_size),
-            )
-            rows.append(Row(w.hostname, cells, sort))
         self.show_rows(rows)

@@ -13,7 +13,8 @@ from console.ui.dashboard import binding_sections, palette_commands
 from console.ui.demo import DemoSource
 from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen
-from console.ui.tables import ProcessTable, QueueTable, TaskTable, WorkerTable
+from console.ui.tables import ProcessTable, QueueTable, TaskTable
+from console.ui.workers import WorkerTable
 
 
 async def until(pilot: Pilot[None], ok: Callable[[], bool], what: str, timeout: float = 5) -> None:
@@ -37,7 +38,11 @@ async def test_tables_show_the_polled_data() -> None:
         assert processes.row_count == 3
         assert str(processes.get_cell("worker-1", "state")) == "RUNNING"
         assert app.query_one(QueueTable).get_cell("events.process_event", "depth") == "1204"
-        assert str(app.query_one(WorkerTable).get_cell("batch@ops-2", "where")) == "remote"
+        workers = app.query_one(WorkerTable)
+        assert str(workers.get_cell("worker-1@ops-1", "where")) == "local"
+        # The hosts of other consoles' workers start folded: their row says where they run.
+        assert "batch@ops-2" not in workers.row_keys()
+        assert str(workers.get_cell("host ops-2", "where")) == "remote"
 
 
 async def test_action_keys_call_the_engine() -> None:
@@ -59,7 +64,10 @@ async def test_action_keys_call_the_engine() -> None:
         await until(pilot, lambda: "toggling cron" in source.actions, "cron from the palette")
         await pilot.press("tab", "tab", "tab")  # processes -> queues -> tasks -> workers
         assert isinstance(app.focused, WorkerTable)
-        await pilot.press("greater_than_sign", "less_than_sign")
+        await pilot.press("greater_than_sign")  # on the host row ops-1: no worker selected
+        await pilot.pause()
+        assert not any(a.startswith("pool") for a in source.actions)
+        await pilot.press("down", "greater_than_sign", "less_than_sign")
         await until(pilot, lambda: "pool -1 worker-1@ops-1" in source.actions, "pool keys")
         assert "pool +1 worker-1@ops-1" in source.actions
 

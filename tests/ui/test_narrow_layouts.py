@@ -8,7 +8,8 @@ from textual.widgets._footer import FooterKey
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.livetable import PAD
-from console.ui.tables import ProcessTable, QueueTable, SyncTable, TaskTable, WorkerTable
+from console.ui.tables import ProcessTable, QueueTable, SyncTable, TaskTable
+from console.ui.workers import WorkerTable
 from tests.ui.test_keys import settled
 
 
