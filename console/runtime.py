@@ -24,6 +24,7 @@ from console.appref import app_queue_names, transport_options
 from console.broker.capacity import BrokerCapacity
 from console.broker.capacity_monitor import CapacityMonitor
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
+from console.broker.errors import SILENT_REASONS
 from console.broker.health import BrokerHealth, BrokerHealthProbe
 from console.broker.redis_capacity import app_routes
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
@@ -218,8 +219,15 @@ class ConsoleRuntime(WorkerActions):
                 if was == "down":
                     self.monitor.broker_back()
                 names = self.queue_names(cluster)
-                rows = self._poll_queues(cluster, names)
-                capacity = self.capacity.poll(names)
+                try:
+                    rows = self._poll_queues(cluster, names)
+                except BrokerUnavailable as exc:
+                    if exc.reason in SILENT_REASONS:
+                        # Silent since the health check: say so in this refresh, not after one
+                        # more probe's timeout (and the capacity probe's) in the next.
+                        health = self.health.lost(exc.reason)
+                if health.state == "connected":
+                    capacity = self.capacity.poll(names)
             nodes = local_nodes(self.settings, processes)
             workers = self._own.view(nodes, cluster.workers)
             data = DashboardData(
@@ -253,7 +261,7 @@ class ConsoleRuntime(WorkerActions):
             if self._depth is not None:
                 self._depth.close()
             self._depth = None
-            return ()
+            raise
         return tuple(self._tracker.update(depths, time.time(), cluster.enqueued, cluster.dequeued))
 
     def _write_status(self, data: DashboardData) -> None:

@@ -117,7 +117,8 @@ class RedisDepthProbe:
             sizes = pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self._client.connection_pool.disconnect()
-            raise BrokerUnavailable(f"Redis is unavailable: {describe_error(exc)}") from None
+            reason = describe_error(exc)
+            raise BrokerUnavailable(f"Redis is unavailable: {reason}", reason) from None
         result: dict[str, QueueDepth] = {}
         it = iter(sizes)
         for name, keys in plan:
@@ -168,7 +169,8 @@ class AMQPDepthProbe:
                 pending = self._poll_batch(pending, result)
         except (OSError, amqp.exceptions.AMQPError) as exc:
             self._drop()
-            raise BrokerUnavailable(f"RabbitMQ is unavailable: {describe_error(exc)}") from None
+            reason = describe_error(exc)
+            raise BrokerUnavailable(f"RabbitMQ is unavailable: {reason}", reason) from None
         return {name: result[name] for name in names}
 
     def _poll_batch(self, names: list[str], result: dict[str, QueueDepth]) -> list[str]:

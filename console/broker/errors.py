@@ -14,6 +14,25 @@ import redis.exceptions
 class BrokerUnavailable(RuntimeError):
     """The broker could not be reached; the message is one password-free line."""
 
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        """The short reason from :func:`describe_error`, when a client exception caused it."""
+
+
+#: Reasons meaning the broker stopped answering at all, rather than refusing one command.
+SILENT_REASONS = frozenset(
+    {
+        "timed out",
+        "connection refused",
+        "connection reset",
+        "connection lost",
+        "host unreachable",
+        "network unreachable",
+        "socket not found",
+    }
+)
+
 
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "connection refused",

@@ -160,6 +160,16 @@ class BrokerHealthProbe:
         )
         return self.last
 
+    def lost(self, reason: str) -> BrokerHealth:
+        """Record that the broker stopped answering another probe since this one's check."""
+        self._discard()
+        if self.last.state != "down":
+            log.warning("broker %s down: %s", self.url.redacted, reason)
+        self.last = BrokerHealth(
+            "down", reason, None, self._version, self._reconnects, self._last_ok
+        )
+        return self.last
+
     def _discard(self) -> None:
         session, self._session = self._session, None
         if session is not None:

@@ -7,6 +7,14 @@ from typing import Any
 
 from console.cluster.models import WorkerInfo
 
+#: Heartbeat intervals of silence after which a worker that announced its interval (``freq`` in
+#: its ``worker-online`` and ``worker-heartbeat`` events; 2 s by default) counts as offline: a
+#: worker cut off shows offline within three of its heartbeats on a screen refreshed every
+#: second, and a heartbeat late by up to one and a quarter intervals keeps it online.
+MISSED_HEARTBEATS = 2.25
+#: The least silence that makes any worker offline, however fast it beats.
+MIN_SILENCE = 1.0
+
 
 class _Worker:
     """Mutable per-worker record."""
@@ -15,6 +23,7 @@ class _Worker:
         "beat_active",
         "beat_processed",
         "failed",
+        "freq",
         "hostname",
         "last_seen",
         "loadavg",
@@ -39,12 +48,16 @@ class _Worker:
         self.queues: tuple[str, ...] = ()
         self.loadavg: tuple[float, ...] | None = None
         self.sw_ident: str | None = None
+        self.freq: float | None = None  # heartbeat interval the worker announced
         self.beat_active: int | None = None  # "active" and "processed" of the last heartbeat
         self.beat_processed: int | None = None
 
 
 class WorkerTable:
     """At most ``max_workers`` workers; offline after silence, dropped after a longer one.
+
+    Silence means ``MISSED_HEARTBEATS`` of the worker's own heartbeat intervals, or
+    ``offline_after`` seconds for a worker that never announced one (seen by a ping only).
 
     Not thread-safe by itself: ``ClusterState`` calls it under its lock. With
     ``from_heartbeats`` (no task events subscribed), a worker's active and processed counts are
@@ -92,6 +105,17 @@ class WorkerTable:
         ident = event.get("sw_ident")
         if ident:
             worker.sw_ident = str(ident)
+        freq = event.get("freq")
+        # Only the worker's own heartbeat timer says its interval; the heartbeat it sends when
+        # asked (the `heartbeat` control command, on every connect) carries a fixed freq of 5
+        # and, unlike the timer's, no ``active`` count.
+        if (
+            isinstance(freq, int | float)
+            and not isinstance(freq, bool)
+            and freq > 0
+            and "active" in event
+        ):
+            worker.freq = float(freq)
         loadavg = event.get("loadavg")
         if isinstance(loadavg, list | tuple):
             worker.loadavg = tuple(float(x) for x in loadavg)
@@ -142,17 +166,23 @@ class WorkerTable:
         worker.offline_since = None
         worker.queues = queues
 
+    def _silence_limit(self, worker: _Worker) -> float:
+        """Seconds without a sign of life after which ``worker`` counts as offline."""
+        if worker.freq is None:
+            return self.offline_after
+        return max(MIN_SILENCE, worker.freq * MISSED_HEARTBEATS)
+
     def _is_online(self, worker: _Worker, now: float) -> bool:
         return (
             worker.offline_since is None
             and worker.last_seen is not None
-            and now - worker.last_seen <= self.offline_after
+            and now - worker.last_seen <= self._silence_limit(worker)
         )
 
     def _offline_since(self, worker: _Worker) -> float:
         if worker.offline_since is not None:
             return worker.offline_since
-        return (worker.last_seen or 0.0) + self.offline_after
+        return (worker.last_seen or 0.0) + self._silence_limit(worker)
 
     def prune(self, now: float) -> None:
         """Drop workers that have been offline for longer than ``drop_offline_after``."""

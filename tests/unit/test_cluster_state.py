@@ -245,6 +245,31 @@ def test_queue_counters_are_bounded() -> None:
     assert len(state.snapshot("x").dequeued) == 3
 
 
+def test_offline_after_missed_heartbeats_of_the_workers_own_interval() -> None:
+    clock = FakeClock()
+    state = ClusterState(offline_after=10.0, drop_offline_after=60.0, clock=clock)
+    state.apply(ev("worker-online", hostname="fast@h", freq=2.0, active=0))
+    state.apply(ev("worker-heartbeat", hostname="slow@h", freq=30.0, active=0))
+    state.apply(ev("worker-heartbeat", hostname="plain@h"))  # no interval announced
+    # asked for a heartbeat (control command), a worker says freq=5 whatever its interval
+    state.apply(ev("worker-heartbeat", hostname="fast@h", freq=5))
+    state.apply(ev("worker-heartbeat", hostname="plain@h", freq=5))
+    clock.now += 4.4  # under 2.25 beats of 2 s
+    assert all(w.online for w in state.snapshot("x").workers)
+    clock.now += 0.2
+    online = {w.hostname: w.online for w in state.snapshot("x").workers}
+    assert online == {"fast@h": False, "plain@h": True, "slow@h": True}
+    clock.now += 5.5  # t=10.1: past the default for the one that announced no interval
+    online = {w.hostname: w.online for w in state.snapshot("x").workers}
+    assert online == {"fast@h": False, "plain@h": False, "slow@h": True}
+    clock.now += 57.0  # t=67.1: fast (offline since t=4.5) dropped; 30 s beats still online
+    online = {w.hostname: w.online for w in state.snapshot("x").workers}
+    assert online == {"plain@h": False, "slow@h": True}
+    clock.now += 3.0  # t=70.1: plain (offline since t=10) dropped; slow silent for 2.25 beats
+    online = {w.hostname: w.online for w in state.snapshot("x").workers}
+    assert online == {"slow@h": False}
+
+
 def test_worker_counts_come_from_heartbeats_without_task_events() -> None:
     clock = FakeClock()
     lean = ClusterState(clock=clock, task_events=False)

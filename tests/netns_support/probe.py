@@ -1,0 +1,67 @@
+"""Broker chores the test runs on a cluster host (the test's own namespace cannot reach it).
+
+``python -m tests.netns_support.probe declare QUEUE``: declare the tick queue.
+``python -m tests.netns_support.probe ticks QUEUE``: take every tick message off the queue and
+print their cron headers as a JSON list ``[{"slot", "after", "sender"}]``, in slot order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from kombu import Connection, Exchange, Queue
+
+from console.cron.scheduler import AFTER_HEADER, SENDER_HEADER, SLOT_HEADER
+
+
+def tick_queue(name: str) -> Queue:
+    """The tick queue as the cron's publish declares it (a direct exchange of the same name)."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
+def declare(url: str, name: str) -> None:
+    """Create the queue and its binding, so no tick is dropped before the first send."""
+    with Connection(url) as conn:
+        tick_queue(name)(conn.default_channel).declare()
+
+
+def take_ticks(url: str, name: str) -> list[dict[str, Any]]:
+    """Consume every message in the queue; their slot, previous slot and sender."""
+    found: list[dict[str, Any]] = []
+    with Connection(url) as conn, conn.SimpleQueue(tick_queue(name)) as queue:
+        while True:
+            try:
+                message = queue.get_nowait()
+            except queue.Empty:
+                break
+            headers = message.headers
+            found.append(
+                {
+                    "slot": float(headers[SLOT_HEADER]),
+                    "after": float(headers[AFTER_HEADER]),
+                    "sender": str(headers[SENDER_HEADER]),
+                }
+            )
+            message.ack()
+    return sorted(found, key=lambda t: t["slot"])
+
+
+def main(argv: list[str]) -> int:
+    """Run one chore against ``SENTRY_BROKER_URL``."""
+    url = os.environ["SENTRY_BROKER_URL"]
+    command, name = argv
+    if command == "declare":
+        declare(url, name)
+    elif command == "ticks":
+        print(json.dumps(take_ticks(url, name)))
+    else:
+        print(f"unknown command {command!r}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
