@@ -12,6 +12,7 @@ are dropped both ways, silently, as when a switch port dies.
 from __future__ import annotations
 
 import atexit
+import json
 import shutil
 import signal
 import time
@@ -24,7 +25,14 @@ import pytest
 from tests.chaos_support.helpers import gone, store_count
 from tests.conftest import _in_ci
 from tests.cron_support.cluster import Sent, check_sends
-from tests.netns_support.cluster import CONSOLE_HOSTS, OPERATOR, WORKERS_PER_HOST, Cluster
+from tests.netns_support.cluster import (
+    APP,
+    CONSOLE_HOSTS,
+    OPERATOR,
+    WORKERS_PER_HOST,
+    Cluster,
+    wait_until,
+)
 from tests.netns_support.net import NetnsUnavailable, Network, check_support
 from tests.netns_support.views import (
     Snapshot,
@@ -174,6 +182,71 @@ def test_rig_reaches_rabbitmq_from_the_namespaces(cluster: Cluster, rabbitmq_vho
     import json
 
     assert json.loads(out.stdout)["broker"]["state"] == "connected", out.stdout
+
+
+# scenario a ----------------------------------------------------------------------------------
+def control_on_operator(cluster: Cluster, *args: str) -> str:
+    """``sentry-console control ARGS`` run on the operator host; the worker's reply it printed."""
+    argv = ["-m", "console", "--app", APP, "control", *args]
+    return cluster.run_on(OPERATOR, argv, timeout=60).stdout.strip()
+
+
+def pool_on_operator(cluster: Cluster, node: str) -> int | None:
+    """``node``'s pool size from its ``inspect stats`` reply, asked from the operator host."""
+    out = cluster.run_on(OPERATOR, ["-m", "tests.netns_support.probe", "pool", node])
+    return json.loads(out.stdout)
+
+
+def test_a_operator_lists_every_worker_and_controls_remote_ones(healthy: Cluster) -> None:
+    """From the operator host: all 6 workers with their hosts within 10 s of starting watch;
+    a pool grown on another host's worker, as its ``inspect stats`` confirms; a task running on
+    another host revoked and terminated."""
+    cluster = healthy
+    started = time.time()
+    fresh = cluster.watch()
+    try:
+
+        def every_worker_with_its_host(snap: Snapshot) -> bool:
+            hosts = [w["host"] for w in snap["workers"] if w["online"]]
+            return sorted(hosts) == sorted(h for h in CONSOLE_HOSTS for _ in range(2))
+
+        listed = fresh.wait_for(every_worker_with_its_host, 30, "all 6 workers with their hosts")
+        listed_after = listed["taken_at"] - started
+
+        node = host_workers(listed, "hostA")[0]["hostname"]
+        size = pool_on_operator(cluster, node)
+        assert size == 2, size
+        assert control_on_operator(cluster, "pool", node, "1") == f"{node}: pool will grow"
+        wait_until(lambda: pool_on_operator(cluster, node) == 3, 30, f"{node}'s pool of 3")
+        assert control_on_operator(cluster, "pool", node, "-1") == f"{node}: pool will shrink"
+        wait_until(lambda: pool_on_operator(cluster, node) == 2, 30, f"{node}'s pool of 2 again")
+
+        sent_at = time.time()
+        out = cluster.run_on(OPERATOR, ["-m", "tests.netns_support.probe", "sleep", "120"])
+        task = out.stdout.strip()
+
+        def running(snap: Snapshot) -> bool:
+            return any(t["uuid"] == task for t in snap["active_tasks"])
+
+        seen = fresh.wait_for(running, 30, f"task {task} running", since=sent_at)
+        where = next(t["hostname"] for t in seen["active_tasks"] if t["uuid"] == task)
+        assert where.partition("@")[2] in CONSOLE_HOSTS, where
+        revoked_at = time.time()
+        reply = control_on_operator(cluster, "revoke", task, "--terminate")
+        assert reply.startswith(f"terminated {task[:8]}: confirmed by "), reply
+        gone_snap = fresh.wait_for(
+            lambda s: not running(s), 30, f"task {task} no longer running", since=revoked_at
+        )
+        figures = {
+            "listed_after": round(listed_after, 2),
+            "revoked_task_ran_on": where,
+            "gone_after_revoke": round(gone_snap["taken_at"] - revoked_at, 2),
+            "reply": reply,
+        }
+        report("scenario a", figures)
+        assert listed_after <= 10.0, figures
+    finally:
+        fresh.stop()
 
 
 # scenario b ----------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ the app's ``task_queues`` (so no worker consumes it) where the test counts the s
 from __future__ import annotations
 
 import os
+import time
 
 from workers.app import make_app
 
 TICK_TASK = "netns.tick"
+SLEEP_TASK = "netns.sleep"
 TICK_QUEUE = os.environ.get("NETNS_TICK_QUEUE", "netns-ticks")
 
 app = make_app(os.environ, main="workers")
@@ -24,3 +26,10 @@ app.conf.beat_schedule = {
 @app.task(name=TICK_TASK)
 def tick() -> None:
     """Never runs: the test takes the messages off the queue and reads their headers."""
+
+
+@app.task(name=SLEEP_TASK)
+def sleep(seconds: float) -> float:
+    """Run for ``seconds``: a task to revoke while it runs on some host."""
+    time.sleep(seconds)
+    return seconds

@@ -3,6 +3,8 @@
 ``python -m tests.netns_support.probe declare QUEUE``: declare the tick queue.
 ``python -m tests.netns_support.probe ticks QUEUE``: take every tick message off the queue and
 print their cron headers as a JSON list ``[{"slot", "after", "sender"}]``, in slot order.
+``python -m tests.netns_support.probe pool NODE``: the pool size ``inspect stats`` reports.
+``python -m tests.netns_support.probe sleep SECONDS``: queue a sleeping task; print its id.
 """
 
 from __future__ import annotations
@@ -49,6 +51,25 @@ def take_ticks(url: str, name: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda t: t["slot"])
 
 
+def pool_size(node: str) -> int | None:
+    """How many processes ``node``'s pool has, from its own ``inspect stats`` reply."""
+    from console.cluster import RemoteControl
+    from tests.netns_support.clusterapp import app
+
+    control = RemoteControl(app, timeout=3.0)
+    try:
+        return control.pool_size(node)
+    finally:
+        control.close()
+
+
+def queue_sleep(seconds: float) -> str:
+    """Queue ``netns.sleep`` on the default queue (any host's worker may take it); its id."""
+    from tests.netns_support.clusterapp import SLEEP_TASK, app
+
+    return str(app.send_task(SLEEP_TASK, args=(seconds,), queue="default").id)
+
+
 def main(argv: list[str]) -> int:
     """Run one chore against ``SENTRY_BROKER_URL``."""
     url = os.environ["SENTRY_BROKER_URL"]
@@ -57,6 +78,10 @@ def main(argv: list[str]) -> int:
         declare(url, name)
     elif command == "ticks":
         print(json.dumps(take_ticks(url, name)))
+    elif command == "pool":
+        print(json.dumps(pool_size(name)))
+    elif command == "sleep":
+        print(queue_sleep(float(name)))
     else:
         print(f"unknown command {command!r}", file=sys.stderr)
         return 2
