@@ -59,6 +59,12 @@ class RemoteControl:
         reply read (~0.5 s on Redis), which nobody needs to wait for."""
         threading.Thread(target=self.close, name="control-close", daemon=True).start()
 
+    def _drop_soon(self) -> None:
+        """Forget the connection now; release it on a thread (release waits out that read)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            threading.Thread(target=conn.release, name="control-drop", daemon=True).start()
+
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -74,23 +80,32 @@ class RemoteControl:
         reply: bool = False,
         timeout: float | None = None,
     ) -> list[dict[str, Any]]:
+        limit = len(destination) if destination and reply else None
         with self._lock:
             if self._conn is None:
                 self._conn = connect(self._app)
             try:
-                replies = self._app.control.broadcast(
-                    command,
-                    arguments=arguments,
-                    destination=list(destination) if destination else None,
-                    connection=self._conn,
-                    reply=reply,
-                    timeout=self.timeout if timeout is None else timeout,
-                    limit=len(destination) if destination and reply else None,
+                replies = list(
+                    self._app.control.broadcast(
+                        command,
+                        arguments=arguments,
+                        destination=list(destination) if destination else None,
+                        connection=self._conn,
+                        reply=reply,
+                        timeout=self.timeout if timeout is None else timeout,
+                        limit=limit,
+                    )
+                    or []
                 )
             except Exception as exc:
                 self._drop()
                 raise RemoteControlError(f"{command} failed: {exc}") from exc
-        return list(replies or [])
+            if reply and (limit is None or len(replies) < limit):
+                # The wait ended by its timeout. On Redis that leaves a read of the reply queue
+                # in flight on this connection, and it swallows the replies to the next command
+                # (seen: `active_queues` unanswered right after a broadcast ping). Start afresh.
+                self._drop_soon()
+        return replies
 
     def _command(self, command: str, hostname: str, arguments: dict[str, Any]) -> Any:
         replies = self._broadcast(command, destination=[hostname], arguments=arguments, reply=True)
