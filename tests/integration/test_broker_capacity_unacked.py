@@ -7,10 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from kombu import Connection
@@ -19,20 +17,9 @@ from console.broker.capacity import BrokerCapacity
 from console.broker.redis_capacity import RedisCapacityProbe, app_routes
 from console.broker.urls import parse_broker_url
 from tests.cluster_support.app import make_app
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    """Poll ``probe`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -72,7 +59,7 @@ def test_workers_holding_tasks_show_unacked_and_overdue(
             row = cap.queue(queue)
             return cap if row is not None and row.unacked == 2 else None
 
-        cap = wait_for("the worker to hold two tasks", held)
+        cap = wait_until("the worker to hold two tasks", held, timeout=60, step=0.2)
         assert cap.unacked == 2
         assert cap.queue(other) is not None and cap.queue(other).unacked == 0  # type: ignore[union-attr]
 
@@ -81,7 +68,9 @@ def test_workers_holding_tasks_show_unacked_and_overdue(
             row = cap.queue(queue)
             return cap if row is not None and row.overdue == 2 else None
 
-        cap = wait_for("the held tasks to pass the visibility timeout", overdue, timeout=30)
+        cap = wait_until(
+            "the held tasks to pass the visibility timeout", overdue, timeout=30, step=0.2
+        )
         assert cap.overdue == 2
         assert "unacked-overdue" in {w.code for w in cap.warnings}
         rt = probe.round_trips

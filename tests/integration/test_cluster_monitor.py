@@ -10,28 +10,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, WorkerInfo
 from tests.cluster_support.app import make_app
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE_AFTER = 4.0
 POLL = 1.0
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    """Poll ``probe`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(params=["redis_url", "rabbitmq_url"])
@@ -97,13 +85,13 @@ def test_monitor_sees_workers_tasks_and_controls_them(
             ones = [worker(snap, p) for p in (w1p, w2p)]
             return snap if all(w is not None and w.online for w in ones) else None
 
-        wait_for("both workers online", both_online, 60)
+        wait_until("both workers online", both_online, 60)
         assert monitor.receiver_state in ("listening", "inspect")
-        assert f"cluster-test-{unique}" in wait_for(
+        assert f"cluster-test-{unique}" in wait_until(
             "consumed queues", lambda: monitor.snapshot().consumed_queues
         )
-        w1 = wait_for("w1 pool size", lambda: worker(monitor.snapshot(), w1p))
-        assert w1.pool_size == 2 or wait_for(
+        w1 = wait_until("w1 pool size", lambda: worker(monitor.snapshot(), w1p))
+        assert w1.pool_size == 2 or wait_until(
             "w1 stats", lambda: (worker(monitor.snapshot(), w1p) or w1).pool_size == 2
         )
 
@@ -114,7 +102,7 @@ def test_monitor_sees_workers_tasks_and_controls_them(
             active = [t for t in monitor.snapshot().active_tasks if t.state == "STARTED"]
             return active if len(active) == 4 else None
 
-        for task in wait_for("4 running sleep tasks", four_active, 30):
+        for task in wait_until("4 running sleep tasks", four_active, 30):
             assert task.name == "cluster_test.sleep"  # type: ignore[attr-defined]
             assert task.worker and task.worker.startswith((w1p, w2p))  # type: ignore[attr-defined]
             assert "60" in task.args  # type: ignore[attr-defined]
@@ -124,11 +112,11 @@ def test_monitor_sees_workers_tasks_and_controls_them(
         # revoke(terminate=True) kills running sleep tasks
         for result in sleeps:
             monitor.control.revoke(result.id, terminate=True)
-        wait_for(
+        wait_until(
             "revoked sleep tasks",
             lambda: all((monitor.task(r.id) or _none).state == "REVOKED" for r in sleeps),
         )
-        wait_for("no active tasks", lambda: not monitor.snapshot().active_tasks)
+        wait_until("no active tasks", lambda: not monitor.snapshot().active_tasks)
 
         # processed / failed counts after a mix of tasks, failed task detail
         adds = [app.send_task("cluster_test.add", args=[i, i]) for i in range(6)]
@@ -139,10 +127,10 @@ def test_monitor_sees_workers_tasks_and_controls_them(
             got = (sum(w.processed for w in ws), sum(w.failed for w in ws))
             return got if got == (9, 3) else None
 
-        wait_for("processed 9, failed 3", counted, 30)
+        wait_until("processed 9, failed 3", counted, 30)
         # per-queue counts for the rates: 13 sent from here (task-sent), 13 taken by workers
         queue = f"cluster-test-{unique}"
-        wait_for("13 sent, 13 taken", lambda: monitor.snapshot().enqueued.get(queue) == 13)
+        wait_until("13 sent, 13 taken", lambda: monitor.snapshot().enqueued.get(queue) == 13)
         assert monitor.snapshot().dequeued.get(queue, 0) >= 13
         assert all((monitor.task(r.id) or _none).result == str(2 * i) for i, r in enumerate(adds))
         failed = monitor.task(fails[0].id)
@@ -153,13 +141,13 @@ def test_monitor_sees_workers_tasks_and_controls_them(
         # pool_grow shows in the pool size that stats reports
         w1 = worker(monitor.snapshot(), w1p) or w1
         RemoteControl(app, timeout=2.0).pool_grow(w1.hostname, 1)
-        wait_for("w1 pool of 3", lambda: (worker(monitor.snapshot(), w1p) or w1).pool_size == 3)
+        wait_until("w1 pool of 3", lambda: (worker(monitor.snapshot(), w1p) or w1).pool_size == 3)
         assert RemoteControl(app).ping([w1.hostname]) == {w1.hostname: True}
 
         # kill -9 one worker: shown offline within offline_after plus a margin
         kill_group(w2)
         killed = time.monotonic()
-        wait_for(
+        wait_until(
             "w2 offline",
             lambda: not (worker(monitor.snapshot(), w2p) or _offline).online,
             OFFLINE_AFTER + POLL + 3.0,

@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,9 @@ from console.runtime import ConsoleRuntime
 from console.settings import Settings, WorkerGroup
 from console.supervision.fakes import make_supervisor
 from tests.cluster_support.app import make_app
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(what: str, probe: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -57,7 +50,7 @@ def test_shrinking_a_pool_of_one_is_refused_locally_and_by_the_runtime(
 ) -> None:
     app, hostname = one_process_worker
     control = RemoteControl(app, timeout=2.0)
-    wait_for("the worker answers", lambda: control.ping([hostname]).get(hostname))
+    wait_until("the worker answers", lambda: control.ping([hostname]).get(hostname))
     assert control.pool_size(hostname) == 1
     with pytest.raises(PoolLimit, match="keeps at least 1"):
         control.pool_shrink(hostname, 1)
@@ -73,9 +66,9 @@ def test_shrinking_a_pool_of_one_is_refused_locally_and_by_the_runtime(
         refused = runtime.pool(hostname, -1)
         assert refused.outcome is Outcome.REFUSED and "at least 1" in refused.message
         assert runtime.pool(hostname, 1).ok
-        wait_for("a pool of 2", lambda: control.pool_size(hostname) == 2)
+        wait_until("a pool of 2", lambda: control.pool_size(hostname) == 2)
         assert runtime.pool(hostname, -1).ok  # 2 -> 1 is allowed
-        wait_for("a pool of 1", lambda: control.pool_size(hostname) == 1)
+        wait_until("a pool of 1", lambda: control.pool_size(hostname) == 1)
         assert runtime.pool(hostname, -1).outcome is Outcome.REFUSED
     finally:
         control.close()
@@ -102,7 +95,7 @@ def test_two_workers_with_one_node_name_are_reported(
     monitor = ClusterMonitor(app)
     monitor.control = control
     try:
-        wait_for("both answer", lambda: control.ping() and control.duplicates == {hostname}, 60)
+        wait_until("both answer", lambda: control.ping() and control.duplicates == {hostname}, 60)
         monitor.poll_once()
         assert monitor.snapshot().errors.get(DUPLICATE, 0) >= 1
     finally:

@@ -10,8 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,13 @@ from celery import Celery
 
 from console.cluster import RemoteControl
 from tests.cluster_support.app import make_app
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.cluster_support.app:app"
 WORKER_APP = "tests.cluster_support.app"
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(
-    what: str, probe: Callable[[], object], timeout: float = 30.0, seen: Callable[[], object] = str
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}; saw {seen()}"
-        time.sleep(0.1)
-    return value
 
 
 def env_for(redis_url: str, unique: str, state_dir: Path) -> dict[str, str]:
@@ -79,7 +69,7 @@ def two_hosts(
                 )
         app = make_app(redis_url, unique)
         control = RemoteControl(app, timeout=2.0)
-        wait_for("both workers answer", lambda: all(control.ping(names).values()))
+        wait_until("both workers answer", lambda: all(control.ping(names).values()))
         control.close()
         yield app, names, procs
     finally:
@@ -141,7 +131,7 @@ def test_watch_lists_every_worker_with_its_host_and_control_confirms(
     env = env_for(redis_url, unique, tmp_path)
     watch = JsonLines(env)
     try:
-        workers = wait_for(
+        workers = wait_until(
             "both workers listed online with their queues",
             lambda: (
                 (w := watch.workers())
@@ -161,22 +151,22 @@ def test_watch_lists_every_worker_with_its_host_and_control_confirms(
         assert grown.stdout.strip() == f"{alpha}: pool will grow"
         control = RemoteControl(app, timeout=2.0)
         try:
-            wait_for("a pool of 2", lambda: control.pool_size(alpha) == 2)
+            wait_until("a pool of 2", lambda: control.pool_size(alpha) == 2)
             shrunk = console(env, "control", "pool", alpha, "-1")  # a negative DELTA is no option
             assert (shrunk.returncode, shrunk.stdout.strip()) == (0, f"{alpha}: pool will shrink")
-            wait_for("a pool of 1", lambda: control.pool_size(alpha) == 1)
+            wait_until("a pool of 1", lambda: control.pool_size(alpha) == 1)
             # Start and stop consuming a queue: confirmed by the worker, visible in its queues.
             extra = f"extra-{unique}"
             added = console(env, "control", "consume", bravo, extra)
             assert added.returncode == 0 and "add consumer" in added.stdout, added
-            wait_for(
+            wait_until(
                 "bravo consumes the extra queue", lambda: extra in watch.workers()[bravo]["queues"]
             )
             cancelled = console(env, "control", "cancel", bravo, extra)
             assert cancelled.returncode == 0 and "no longer consuming" in cancelled.stdout
             # Revoke with terminate of a task running on the other host.
             task = app.send_task("cluster_test.sleep", args=(60,))
-            wait_for(
+            wait_until(
                 "the task runs",
                 lambda: any(t["uuid"] == task.id for t in watch.latest.get("active_tasks", [])),
             )
@@ -184,7 +174,7 @@ def test_watch_lists_every_worker_with_its_host_and_control_confirms(
             assert revoked.returncode == 0, revoked.stderr
             assert revoked.stdout.startswith(f"terminated {task.id[:8]}")
             assert "confirmed by" in revoked.stdout
-            wait_for(
+            wait_until(
                 "the task gone from the active list",
                 lambda: all(t["uuid"] != task.id for t in watch.latest.get("active_tasks", [])),
             )
@@ -202,7 +192,7 @@ def test_watch_lists_every_worker_with_its_host_and_control_confirms(
         stopped = console(env, "control", "shutdown", bravo)
         assert stopped.returncode == 0 and "warm shutdown sent" in stopped.stdout
         procs[1].wait(timeout=30)
-        wait_for("bravo shown offline", lambda: watch.workers()[bravo]["online"] is False)
+        wait_until("bravo shown offline", lambda: watch.workers()[bravo]["online"] is False)
         assert watch.workers()[alpha]["online"] is True
     finally:
         code = watch.close()
