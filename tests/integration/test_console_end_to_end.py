@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -17,6 +17,7 @@ from console.supervision import ProcessState
 from console.ui.app import ConsoleApp
 from console.ui.tables import ProcessTable
 from tests.chaos_support.helpers import store_count
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -56,14 +57,6 @@ def e2e_settings(
     ).with_broker(redis_url, "test")
 
 
-async def wait_for(pilot, predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await pilot.pause(0.1)
-
-
 def states(app: ConsoleApp) -> dict[str, tuple[ProcessState, int | None]]:
     data: DashboardData | None = app.last_data
     return {p.name: (p.state, p.pid) for p in data.processes} if data else {}
@@ -88,49 +81,49 @@ async def test_console_runs_scales_restarts_and_quits_clean(
                 s = states(console)
                 return all(s.get(n, (None,))[0] == ProcessState.RUNNING for n in names)
 
-            await wait_for(pilot, lambda: running("worker-1", "cron"), 60, "worker and cron")
-            await wait_for(
+            await until(pilot, lambda: running("worker-1", "cron"), "worker and cron", 60)
+            await until(
                 pilot,
                 lambda: (
                     console.last_data is not None and console.last_data.broker.state == "connected"
                 ),
-                10,
                 "broker connected",
+                10,
             )
 
             send_events(app, "workers.process_event", 500)
-            await wait_for(pilot, lambda: store_count(store) == 500, 120, "500 rows in the store")
-            await wait_for(
+            await until(pilot, lambda: store_count(store) == 500, "500 rows in the store", 120)
+            await until(
                 pilot,
                 lambda: (
                     console.last_data is not None
                     and bool(console.last_data.queues)
                     and all((q.ready or 0) == 0 for q in console.last_data.queues)
                 ),
-                30,
                 "queues drained",
+                30,
             )
 
             await pilot.press("plus")
-            await wait_for(pilot, lambda: running("worker-1", "worker-2"), 60, "two workers")
+            await until(pilot, lambda: running("worker-1", "worker-2"), "two workers", 60)
 
             table = console.query_one(ProcessTable)
             table.focus()
             table.move_cursor(table.row_keys().index("worker-1"))
             old_pid = states(console)["worker-1"][1]
             await pilot.press("r")
-            await wait_for(
+            await until(
                 pilot,
                 lambda: (
                     running("worker-1") and states(console)["worker-1"][1] not in (None, old_pid)
                 ),
-                60,
                 "worker-1 restarted with a new pid",
+                60,
             )
             children = descendants()
             assert children, "the console should have child processes before quitting"
             await pilot.press("q")
-            await wait_for(pilot, lambda: not console.is_running, 60, "the console to exit")
+            await until(pilot, lambda: not console.is_running, "the console to exit", 60)
     finally:
         runtime.shutdown()
     deadline = time.monotonic() + 10

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,7 @@ from console.programs import worker_program
 from console.runtime import ConsoleRuntime, read_status
 from console.settings import Settings, WorkerGroup
 from console.supervision.fakes import make_supervisor
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.05)
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -74,13 +67,13 @@ def test_undecodable_events_and_a_failing_on_connect_hook_are_counted_and_logged
     receiver = EventReceiverThread(app, ClusterState(), on_connect=refuse)
     receiver.start()
     try:
-        wait_until(lambda: receiver.status == "listening", 20, "the receiver to listen")
+        wait_until("the receiver to listen", lambda: receiver.status == "listening", 20)
         client = redis.Redis.from_url(redis_url)
         for body in (b"not json at all", b'{"body": "bm90IGpzb24=", "x": 1}'):
             client.publish(f"/{redis_db}.celeryev/worker.heartbeat", body)
         client.close()
         counts = receiver.errors.counts
-        wait_until(lambda: counts().get(UNDECODABLE, 0) >= 2, 10, f"two undecodable: {counts()}")
+        wait_until("two undecodable", lambda: counts().get(UNDECODABLE, 0) >= 2, 10, seen=counts)
     finally:
         receiver.stop()
     assert counts()[ON_CONNECT] >= 1

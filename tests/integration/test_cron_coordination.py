@@ -14,6 +14,7 @@ import pytest
 from console.cron.role import NO_BROKER
 from tests.cron_support.cluster import CronCluster, check_sends, dump
 from tests.cron_support.forwarder import CutForwarder
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -43,16 +44,6 @@ def cluster(broker_url: str, tmp_path: Path, unique: str) -> Iterator[CronCluste
 def run_for(seconds: float) -> None:
     """Let the scenario run (the crons keep sending meanwhile)."""
     time.sleep(seconds)
-
-
-def wait_until(check: object, timeout: float, what: str) -> None:
-    """Poll ``check()`` until it is true, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sender_killed_twice_and_frozen(cluster: CronCluster, tmp_path: Path) -> None:
@@ -85,7 +76,7 @@ def test_sender_killed_twice_and_frozen(cluster: CronCluster, tmp_path: Path) ->
     run_for(max(0.0, frozen_at + 10 - time.time()))
     cluster.signal(leader, signal.SIGCONT)
     woken = leader
-    wait_until(lambda: woken.role() not in (None, "leader"), 20, "the woken cron to step down")
+    wait_until("the woken cron to step down", lambda: woken.role() not in (None, "leader"), 20)
     run_for(8)
     assert [c.name for c in cluster.leaders()] == [new.name], cluster.roles()
     cluster.stop_all()
@@ -120,7 +111,7 @@ def test_broker_outage_sends_no_slot_twice(broker_url: str, tmp_path: Path, uniq
         cut_at = time.time()
         forwarder.cut()
         wait_until(
-            lambda: all(c.role() == NO_BROKER for c in cluster.crons), 20, "every cron to see it"
+            "every cron to see it", lambda: all(c.role() == NO_BROKER for c in cluster.crons), 20
         )
         run_for(max(0.0, cut_at + 10 - time.time()))
         forwarder.start()

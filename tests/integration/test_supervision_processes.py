@@ -8,22 +8,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psutil
 import pytest
 
 from console.supervision.model import ProcessState, ProgramConfig
 from console.supervision.supervisor import Supervisor
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+from tests.waiting import wait_until
 
 
 def gone(pid: int) -> bool:
@@ -93,7 +85,7 @@ def test_a_fast_writer_is_never_blocked_and_the_buffer_keeps_the_last_lines(
     )
     supervisor.add_program(config)
     assert supervisor.wait_for(lambda s: s[0].state is ProcessState.EXITED, 60)
-    wait_until(lambda: supervisor.output("chatty", 2)[0].startswith("took"), 10, "the last line")
+    wait_until("the last line", lambda: supervisor.output("chatty", 2)[0].startswith("took"), 10)
     lines = supervisor.output("chatty")
     assert len(lines) == 1000
     assert lines[-1].startswith("---- ") and "chatty: exited 0" in lines[-1]  # the exit's mark
@@ -121,7 +113,7 @@ def test_stop_escalates_to_sigkill_of_the_whole_group(supervisor: Supervisor) ->
         "stubborn", [sys.executable, "-c", STUBBORN], startsecs=0.2, stopwaitsecs=1.0
     )
     supervisor.add_program(config)
-    wait_until(lambda: bool(supervisor.output("stubborn")), 10, "the pids line")
+    wait_until("the pids line", lambda: bool(supervisor.output("stubborn")), 10)
     assert supervisor.wait_for(lambda s: s[0].state is ProcessState.RUNNING, 10)
     main_pid, grandchild = map(int, supervisor.output("stubborn")[0].split()[1:])
     snap = supervisor.snapshot()[0]
@@ -133,14 +125,14 @@ def test_stop_escalates_to_sigkill_of_the_whole_group(supervisor: Supervisor) ->
     took = time.monotonic() - began
     assert 0.95 <= took <= 2.0
     assert supervisor.snapshot()[0].exitstatus == -signal.SIGKILL
-    wait_until(lambda: gone(main_pid) and gone(grandchild), 3, "the group to die")
+    wait_until("the group to die", lambda: gone(main_pid) and gone(grandchild), 3)
 
 
 def test_resource_figures_sum_over_the_process_group(supervisor: Supervisor) -> None:
     supervisor.add_program(
         ProgramConfig("pair", [sys.executable, "-c", STUBBORN], startsecs=0, stopwaitsecs=0.3)
     )
-    wait_until(lambda: bool(supervisor.output("pair")), 10, "the pids line")
+    wait_until("the pids line", lambda: bool(supervisor.output("pair")), 10)
     supervisor.sample_resources()
     snap = supervisor.snapshot()[0]
     main_pid, grandchild = map(int, supervisor.output("pair")[0].split()[1:])
@@ -166,7 +158,7 @@ def test_scale_a_group_from_1_to_3_and_back_to_1(supervisor: Supervisor) -> None
     for name in ("worker-2", "worker-3"):
         pid = pids[name]
         assert pid is not None
-        wait_until(lambda pid=pid: gone(pid), 3, f"{name} to exit")
+        wait_until(f"{name} to exit", lambda pid=pid: gone(pid), 3)
 
 
 def test_an_unknown_command_backs_off_with_a_clear_message(supervisor: Supervisor) -> None:
@@ -200,6 +192,6 @@ def test_the_supervisor_kills_the_group_of_a_guard_that_died(supervisor: Supervi
     child = next(p.pid for p in psutil.Process(program).children())
     sentinel = next(pid for pid in members if pid not in (guard, program, child))
     os.kill(sentinel, signal.SIGKILL)
-    wait_until(lambda: gone(sentinel), 5, "the sentinel to die")
+    wait_until("the sentinel to die", lambda: gone(sentinel), 5)
     os.kill(guard, signal.SIGKILL)
-    wait_until(lambda: gone(program) and gone(child), 3, "the program and its child to die")
+    wait_until("the program and its child to die", lambda: gone(program) and gone(child), 3)

@@ -15,22 +15,13 @@ from typing import Any
 import pytest
 import redis
 
+from tests.waiting import wait_until
 from workers.app import make_app
 from workers.routing import queue_names
 from workers.store import EventStore
 
 REPO = Path(__file__).resolve().parents[2]
 Spawn = Callable[..., subprocess.Popen[bytes]]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    """Poll `condition` until true; fail with the children's log after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}\n--- log ---\n{log.read_text()}")
 
 
 def make_env(broker_url: str, unique: str, tmp_path: Path) -> dict[str, str]:
@@ -147,10 +138,13 @@ def test_events_are_saved_exactly_once(
 
     store = EventStore(stack_env["SENTRY_EVENT_STORE"])
     log = tmp_path / "celery.log"
-    wait_for(
-        lambda: Path(store.path).exists() and store.count() >= 200, 60, "200 stored events", log
+    wait_until(
+        "200 stored events",
+        lambda: Path(store.path).exists() and store.count() >= 200,
+        60,
+        seen=log.read_text,
     )
-    wait_for(lambda: broker_idle(redis_url), 30, "the queues to drain", log)
+    wait_until("the queues to drain", lambda: broker_idle(redis_url), 30, seen=log.read_text)
     assert store.count() == 200
     stored = store.get(f"{7:032x}")
     assert stored is not None
@@ -169,11 +163,11 @@ def test_beat_drives_the_heartbeat_through_a_worker(
     spawn(stack_env, "beat", "-l", "WARNING", "-s", str(tmp_path / "beat-schedule"))
     store = EventStore(stack_env["SENTRY_EVENT_STORE"])
     # The heartbeat interval is 10 s; the first one is sent one interval after start.
-    wait_for(
+    wait_until(
+        "a heartbeat from beat",
         lambda: Path(store.path).exists() and store.last_heartbeat() is not None,
         45,
-        "a heartbeat from beat",
-        tmp_path / "celery.log",
+        seen=(tmp_path / "celery.log").read_text,
     )
     store.close()
 
@@ -197,11 +191,11 @@ def test_events_flow_through_rabbitmq(
                 producer=prod,
             )
     store = EventStore(env["SENTRY_EVENT_STORE"])
-    wait_for(
+    wait_until(
+        "50 stored events",
         lambda: Path(store.path).exists() and store.count() >= 50,
         60,
-        "50 stored events",
-        tmp_path / "celery.log",
+        seen=(tmp_path / "celery.log").read_text,
     )
     assert store.count() == 50
     assert worker.poll() is None
