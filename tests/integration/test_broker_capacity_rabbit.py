@@ -15,6 +15,7 @@ from console.broker.capacity_monitor import CapacityMonitor
 from console.broker.rabbit_alarm import BlockedWatcher
 from console.broker.rabbit_api import RabbitManagementAPI
 from console.broker.urls import parse_broker_url
+from tests.waiting import until, wait_until
 
 SHOWN_WITHIN = 1.0
 
@@ -69,16 +70,6 @@ def memory_alarm(rabbitmq_vhost: str) -> Iterator[MemoryAlarm]:
         alarm.clear()
 
 
-def wait_until(condition: Callable[[], object], timeout: float) -> float | None:
-    """Seconds until ``condition`` held, or None after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.01)
-    return None
-
-
 def test_memory_alarm_is_seen_within_a_second_and_clears(
     rabbitmq_url: str, memory_alarm: MemoryAlarm
 ) -> None:
@@ -89,18 +80,23 @@ def test_memory_alarm_is_seen_within_a_second_and_clears(
     monitor.watcher.on_change = lambda: changes.append(time.monotonic())
     monitor.start()
     try:
-        assert wait_until(lambda: monitor.watcher and monitor.watcher.canaries > 0, 10) is not None
+        wait_until(
+            "the alarm watcher's first canary",
+            lambda: monitor.watcher and monitor.watcher.canaries > 0,
+            10,
+        )
         assert monitor.poll(["celery"]).blocked is None  # type: ignore[union-attr]
         raised_at = memory_alarm.raise_()
-        took = wait_until(lambda: monitor.watcher and monitor.watcher.blocked, 5)
-        assert took is not None, "no connection.blocked within 5 s"
+        wait_until("connection.blocked", lambda: monitor.watcher and monitor.watcher.blocked, 5)
         assert changes and changes[-1] - raised_at < SHOWN_WITHIN, changes[-1] - raised_at
         cap = monitor.poll(["celery"])
         assert cap is not None and cap.blocked
         assert cap.warnings[0].code == "publishers-blocked"
         assert cap.warnings[0].level == "alarm"
         cleared_at = memory_alarm.clear()
-        assert wait_until(lambda: monitor.watcher and monitor.watcher.blocked is None, 5)
+        wait_until(
+            "connection.unblocked", lambda: monitor.watcher and monitor.watcher.blocked is None, 5
+        )
         assert changes[-1] - cleared_at < SHOWN_WITHIN, changes[-1] - cleared_at
         cap = monitor.poll(["celery"])
         assert cap is not None and cap.blocked is None
@@ -113,7 +109,7 @@ def test_watcher_reports_a_refused_connection(unique: str) -> None:
     watcher = BlockedWatcher(parse_broker_url("amqp://guest:guest@127.0.0.1:1//"), timeout=0.5)
     watcher.start()
     try:
-        assert wait_until(lambda: watcher.error, 5) is not None
+        wait_until("the connection error", lambda: watcher.error, 5)
         assert "refused" in (watcher.error or "")
         assert watcher.blocked is None
         monitor = CapacityMonitor(watcher.url, api="http://127.0.0.1:1", timeout=0.5)
@@ -200,11 +196,8 @@ async def test_screen_shows_the_alarm_within_a_second_and_clears_it(
         bar = str(console.query_one(StatusBar).render())
         return "PUBLISHERS BLOCKED" in bar and console.query_one(CapacityWarnings).display
 
-    async def seconds_until(condition: Callable[[], bool], since: float) -> float:
-        while not condition():
-            if time.monotonic() - since > 10:
-                raise AssertionError("not shown within 10 s")
-            await pilot.pause(0.01)
+    async def seconds_until(condition: Callable[[], object], since: float) -> float:
+        await until(pilot, condition, "the status bar to follow the alarm", 10, step=0.01)
         return time.monotonic() - since
 
     try:

@@ -9,8 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,9 @@ from console.broker.embedded import (
     default_state_dir,
 )
 from console.broker.urls import parse_broker_url
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until it holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.02)
 
 
 def pid_alive(pid: int) -> bool:
@@ -190,7 +181,7 @@ def test_dies_with_its_parent(state_dir: Path) -> None:
         assert pid_alive(child_pid)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        wait_for(lambda: not pid_alive(child_pid))
+        wait_until("the orphaned broker server to exit", lambda: not pid_alive(child_pid), 10)
     finally:
         parent.kill()
         parent.wait()
@@ -230,7 +221,7 @@ def test_racing_processes_start_one_server(state_dir: Path) -> None:
             proc.kill()
             proc.wait()
         if pid:
-            wait_for(lambda: not pid_alive(pid))
+            wait_until("the broker server to exit", lambda: not pid_alive(pid), 10)
 
 
 def test_long_state_dir_uses_a_short_socket(tmp_path: Path) -> None:
