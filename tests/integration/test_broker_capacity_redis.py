@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from console.broker.capacity import BrokerCapacity
 from console.broker.embedded import find_redis_server
 from console.broker.redis_capacity import RedisCapacityProbe
 from console.broker.urls import parse_broker_url
+from tests.waiting import until
 
 MB = 1024 * 1024
 
@@ -191,25 +192,18 @@ async def test_screen_warns_and_time_to_full_falls_while_a_queue_fills(
     client = redis.Redis(unix_socket_path=str(small_redis))
     try:
         async with console.run_test(size=(120, 30)) as pilot:
-
-            async def until(
-                condition: Callable[[], object], what: str, timeout: float = 20
-            ) -> None:
-                deadline = time.monotonic() + timeout
-                while not condition():
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"timed out waiting for {what}")
-                    await pilot.pause(0.1)
-
             warnings = console.query_one(CapacityWarnings)
-            await until(lambda: warnings.display, "the warnings line")
+            await until(pilot, lambda: warnings.display, "the warnings line", 20)
             assert "allkeys-lru can evict queued tasks" in str(warnings.render())
             etas: list[float] = []
             taken: set[float] = set()
             for _ in range(8):
                 client.lpush(queue, *([b"x" * 4096] * 500))
                 await until(
-                    lambda: console.last_data and console.last_data.taken_at not in taken, "a poll"
+                    pilot,
+                    lambda: console.last_data and console.last_data.taken_at not in taken,
+                    "a poll",
+                    20,
                 )
                 data = console.last_data
                 assert data is not None and data.capacity is not None
@@ -219,7 +213,12 @@ async def test_screen_warns_and_time_to_full_falls_while_a_queue_fills(
                     etas.append(data.capacity.memory.seconds_to_full)
                 await pilot.pause(0.3)
             assert len(etas) >= 3 and etas[-1] < etas[0], etas
-            await until(lambda: "full in" in str(console.query_one(StatusBar).render()), "eta")
+            await until(
+                pilot,
+                lambda: "full in" in str(console.query_one(StatusBar).render()),
+                "eta",
+                20,
+            )
             table = console.query_one(QueueTable)
             assert table.capacity_columns
     finally:
