@@ -49,6 +49,7 @@ import redis
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 from tests.benchmarks.bench_event_ingest import ARGS, envelope
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = [f"fanout-{n}@host{n}" for n in range(4)]
@@ -287,15 +288,6 @@ class Subscribers:
 def subscribers(client: redis.Redis) -> list[dict[str, Any]]:
     """Redis's pub/sub clients (``CLIENT LIST TYPE pubsub``)."""
     return list(client.client_list(_type="pubsub"))
-
-
-def wait_until(what: str, check: Any, timeout: float) -> None:
-    """Poll ``check()`` until true; fail the run after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 # ---- one measurement -----------------------------------------------------------------------

@@ -25,9 +25,10 @@ from console.appref import load_app  # noqa: E402
 from console.runtime import ConsoleRuntime  # noqa: E402
 from console.settings import Settings, WorkerGroup  # noqa: E402
 from console.supervision import ProcessState, Supervisor  # noqa: E402
-from tests.chaos_support.helpers import kill_groups, wait_until  # noqa: E402
+from tests.chaos_support.helpers import kill_groups  # noqa: E402
 from tests.cluster_support.reload_app import TASK, save, tasks_source, write_package  # noqa: E402
 from tests.redis_claim import claimed_db  # noqa: E402
+from tests.waiting import wait_until  # noqa: E402
 
 
 def worker_pid(rt: ConsoleRuntime) -> int | None:
@@ -70,7 +71,7 @@ def main() -> None:
                 expected = f"round {n}"
                 saved = time.monotonic()
                 save(package / "tasks.py", tasks_source(repr(expected)))
-                wait_until(lambda b=before: worker_pid(rt) not in (b, None), 60, "a new worker")
+                wait_until("a new worker", lambda b=before: worker_pid(rt) not in (b, None), 60)
                 got = rt.app.send_task(TASK).get(timeout=60)
                 took = time.monotonic() - saved
                 assert got == expected, (got, expected)

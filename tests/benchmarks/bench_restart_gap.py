@@ -22,7 +22,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -35,6 +34,7 @@ from console.settings import Settings, WorkerGroup
 from tests.benchmarks.compare.procs import BIN, ROOT
 from tests.benchmarks.restartgap_app import QUEUES, RUNS_KEY
 from tests.redis_claim import claimed_db
+from tests.waiting import wait_until
 
 APP = "tests.benchmarks.restartgap_app:app"
 TASKS = 1000
@@ -77,15 +77,6 @@ def ping(app, node: str) -> bool:  # type: ignore[no-untyped-def]
     """Whether ``node`` answers within half a second."""
     replies = app.control.ping(destination=[node], timeout=0.5, limit=1)
     return any(node in reply for reply in replies or ())
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``check`` until true; RuntimeError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def flow(app, queue: str, first: int) -> threading.Thread:  # type: ignore[no-untyped-def]
@@ -165,7 +156,7 @@ def round_trip(app, url: str, redis_url: str, tmp: Path, rounds: int) -> list[di
         runtime.start()
         nodes = (f"gc-1@{host}", f"gc-1-b@{host}")  # the replacement takes the other name
         console_node = nodes[0]
-        wait_until(lambda: ping(app, console_node) and ping(app, f"gs-1@{host}"), 90, "workers")
+        wait_until("workers", lambda: ping(app, console_node) and ping(app, f"gs-1@{host}"), 90)
         running = runtime.supervisor.wait_for
         assert running(lambda snaps: all(p.state == "RUNNING" for p in snaps), 60)
         first = 0
@@ -183,7 +174,7 @@ def round_trip(app, url: str, redis_url: str, tmp: Path, rounds: int) -> list[di
                         daemon=True,
                     )
                     restarter.start()
-                    wait_until(lambda n=console_node: ping(app, n), 60, "the new worker")
+                    wait_until("the new worker", lambda n=console_node: ping(app, n), 60)
                     answered_at = time.monotonic()
                     restarter.join(120)
                     assert outcome and "replaced" in outcome[0], outcome
@@ -191,13 +182,13 @@ def round_trip(app, url: str, redis_url: str, tmp: Path, rounds: int) -> list[di
                     pid = subprocess.run([*ctl, "pid", "gs"], capture_output=True, text=True)
                     old = int(pid.stdout.strip())
                     caller = subprocess.Popen([*ctl, "restart", "gs"], stdout=subprocess.DEVNULL)
-                    wait_until(lambda o=old: not _alive(o), 60, "the old worker gone")
-                    wait_until(lambda: ping(app, f"gs-1@{host}"), 60, "the new worker")
+                    wait_until("the old worker gone", lambda o=old: not _alive(o), 60)
+                    wait_until("the new worker", lambda: ping(app, f"gs-1@{host}"), 60)
                     answered_at = time.monotonic()
                     caller.wait(60)
                 answered = answered_at - began
                 sender.join(60)
-                wait_until(lambda f=first: _done(redis_url, f), 120, "every task run")
+                wait_until("every task run", lambda f=first: _done(redis_url, f), 120)
                 sampler.stop()
                 runs = _runs(redis_url, first)
                 results.append(

@@ -57,10 +57,11 @@ from tests.benchmarks.compare.attached import (
     write_conf,
 )
 from tests.benchmarks.compare.monitoring import Replay, Results, _subscribed, pin, say
-from tests.benchmarks.compare.procs import ROOT, wait_until
+from tests.benchmarks.compare.procs import ROOT
 from tests.benchmarks.compare.report import Row, Stat, render
 from tests.benchmarks.compare.tools import ConsoleUnderTest
 from tests.redis_claim import ClaimedDb, claimed_db
+from tests.waiting import wait_until
 
 PATTERNS = {"data": DATA_FRAME, "up": BROKER_UP}
 WORKERS = 2
@@ -102,16 +103,18 @@ class Bench:
         proc, screen, began = self.launcher.start_watched(
             console_argv(), self.env(state_dir), PATTERNS
         )
-        try:
-            wait_until(lambda: "data" in screen.seen, 60, "the TUI's first frame with data")
-        except TimeoutError:
-            raise TimeoutError(f"no data frame; the screen shows:\n{screen.text()}") from None
+        wait_until(
+            "the TUI's first frame with data",
+            lambda: "data" in screen.seen,
+            60,
+            seen=lambda: f"the screen shows:\n{screen.text()}",
+        )
         if key:
             self.out.add(f"attach {key}", screen.seen["data"] - began)
             try:
-                wait_until(lambda: "up" in screen.seen, 10, "broker shown connected")
+                wait_until("broker shown connected", lambda: "up" in screen.seen, 10)
                 self.out.add(f"attach up {key}", screen.seen["up"] - began)
-            except TimeoutError:
+            except AssertionError:  # not shown within 10 s: no figure
                 pass
         return proc
 
@@ -187,7 +190,7 @@ def served(bench: Bench) -> None:
     state = bench.tmp / "served"
     say(f"server: sentry-console serve with {WORKERS} workers")
     proc = launcher.start(console_argv("serve"), bench.env(state), log=bench.tmp / "serve.log")
-    wait_until(lambda: socket_path(state).exists() or proc.poll() is not None, 60, "its socket")
+    wait_until("its socket", lambda: socket_path(state).exists() or proc.poll() is not None, 60)
     if proc.poll() is not None:
         raise RuntimeError(f"serve exited with {proc.returncode}; see {bench.tmp / 'serve.log'}")
     wait_online(state, WORKERS, 90)
@@ -210,7 +213,7 @@ def served(bench: Bench) -> None:
     for extra in tuis[1:]:
         launcher.stop(extra, grace=5)
     measured = [pid, tuis[0].pid]
-    wait_until(lambda: server_subscribed(bench, state), 60, "the server subscribed", step=0)
+    wait_until("the server subscribed", lambda: server_subscribed(bench, state), 60, step=0)
     for p in measured:
         pin(p, 1)
     time.sleep(1)
@@ -227,7 +230,7 @@ def in_process(bench: Bench) -> None:
     console = ConsoleUnderTest(
         launcher, db.url, bench.tmp / "inproc-idle", workers=WORKERS, expect=WORKERS, refresh=1.0
     )
-    wait_until(lambda: console.first_frame() > 0, 90, "the in-process console's workers")
+    wait_until("the in-process console's workers", lambda: console.first_frame() > 0, 90)
     time.sleep(3)
     who = {"console": [console.pid], "workers": descendants(console.pid)}
     bench.idle("in-process", [console.pid], who)
@@ -237,8 +240,8 @@ def in_process(bench: Bench) -> None:
         launcher, db.url, bench.tmp / "inproc-load", workers=WORKERS, expect=WORKERS,
         refresh=1.0, count_events=True,
     )  # fmt: skip
-    wait_until(lambda: console.first_frame() > 0, 90, "the in-process console's workers")
-    wait_until(lambda: _subscribed(console, db), 60, "the in-process console subscribed", step=0)
+    wait_until("the in-process console's workers", lambda: console.first_frame() > 0, 90)
+    wait_until("the in-process console subscribed", lambda: _subscribed(console, db), 60, step=0)
     pin(console.pid, 1)
     time.sleep(1)
     for _ in range(bench.plan.replay_runs):

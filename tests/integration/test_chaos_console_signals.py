@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from console.eventgen import send_events
-from tests.chaos_support.helpers import DriverProcess, store_count, wait_gone, wait_until
+from tests.chaos_support.helpers import DriverProcess, store_count, wait_gone
+from tests.waiting import wait_until
 from workers.app import make_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -60,7 +61,7 @@ def test_sigkilled_console_leaves_no_descendant_within_3_seconds(
 ) -> None:
     driver = start_console(drivers, redis_url, state_dir, child_env, unique)
     # guards, worker mains with their pool children, and cron: 2 * (1 + 1 + 2) + 2
-    wait_until(lambda: len(driver.note_descendants()) >= 10, 30, "the pool children")
+    wait_until("the pool children", lambda: len(driver.note_descendants()) >= 10, 30)
     found = driver.note_descendants()
     driver.proc.kill()
     driver.proc.wait(5)
@@ -90,7 +91,7 @@ def test_sighup_shuts_children_down_warm_and_a_restart_loses_nothing(
     )
     sender.start()
     try:
-        wait_until(lambda: store_count(store) >= 200, 60, "events flowing into the store")
+        wait_until("events flowing into the store", lambda: store_count(store) >= 200, 60)
         found = first.note_descendants()
         print(f"hang-up at {time.monotonic() - began:.1f}s")
         first.proc.send_signal(signal.SIGHUP)
@@ -111,7 +112,7 @@ def test_sighup_shuts_children_down_warm_and_a_restart_loses_nothing(
 
     second = start_console(drivers, redis_url, state_dir, child_env, unique)
     print(f"second console ready at {time.monotonic() - began:.1f}s")
-    wait_until(lambda: store_count(store) >= total, 120, f"{total} rows in the store")
+    wait_until(f"{total} rows in the store", lambda: store_count(store) >= total, 120)
     print(f"all rows stored at {time.monotonic() - began:.1f}s")
     second.proc.send_signal(signal.SIGTERM)
     assert second.read()["lost"] == []

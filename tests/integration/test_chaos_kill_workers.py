@@ -21,7 +21,8 @@ from console.eventgen import send_events
 from console.runtime import ConsoleRuntime
 from console.settings import WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState
-from tests.chaos_support.helpers import store_count, supervised_workers, wait_until
+from tests.chaos_support.helpers import store_count, supervised_workers
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -70,7 +71,7 @@ def test_random_sigkills_of_workers_and_pool_children_lose_no_event(
     rng = random.Random(seed)
     store = runtime.settings.state_dir / "events.sqlite3"
     began = time.monotonic()
-    wait_until(lambda: all_running(runtime), 60, "both workers RUNNING")
+    wait_until("both workers RUNNING", lambda: all_running(runtime), 60)
     sender = threading.Thread(
         target=send_events, args=(runtime.app, "workers.process_event", EVENTS), daemon=True
     )
@@ -79,7 +80,7 @@ def test_random_sigkills_of_workers_and_pool_children_lose_no_event(
     try:
         while len(kills) < KILLS:
             dead = frozenset(v for _, _, v, _ in kills)
-            wait_until(lambda d=dead: all_running(runtime, d), 60, "every worker back RUNNING")
+            wait_until("every worker back RUNNING", lambda d=dead: all_running(runtime, d), 60)
             time.sleep(rng.uniform(0.5, 2.0))  # spread the kills over the flow
             name = rng.choice(WORKERS)
             snap = snapshots(runtime)[name]
@@ -101,7 +102,7 @@ def test_random_sigkills_of_workers_and_pool_children_lose_no_event(
         sender.join(180)
     sent_at = time.monotonic() - began
     try:
-        wait_until(lambda: store_count(store) >= EVENTS, 240, f"{EVENTS} rows", step=0.5)
+        wait_until(f"{EVENTS} rows", lambda: store_count(store) >= EVENTS, 240, step=0.5)
     except AssertionError:
         depth = [(q.name, q.ready) for q in runtime.poll().queues]
         tails = {n: runtime.output(n, 15) for n in WORKERS}
@@ -110,7 +111,7 @@ def test_random_sigkills_of_workers_and_pool_children_lose_no_event(
             f"snaps={snapshots(runtime)} tails={tails}"
         ) from None
     dead = frozenset(v for _, _, v, _ in kills)
-    wait_until(lambda: all_running(runtime, dead), 60, "every worker back RUNNING")
+    wait_until("every worker back RUNNING", lambda: all_running(runtime, dead), 60)
     stored_at = time.monotonic() - began
     assert store_count(store) == EVENTS
     snaps = snapshots(runtime)

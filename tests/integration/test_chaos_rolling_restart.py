@@ -17,7 +17,8 @@ from console.programs import alternate_node_name
 from console.runtime import ConsoleRuntime
 from console.settings import WorkerGroup
 from console.supervision import ProcessState
-from tests.chaos_support.helpers import store_count, supervised_workers, wait_until
+from tests.chaos_support.helpers import store_count, supervised_workers
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -59,14 +60,14 @@ def test_rolling_restart_under_load_keeps_a_consumer_on_every_queue(
     assert runtime.supervisor.wait_for(
         lambda s: all(p.state is ProcessState.RUNNING for p in s), 60
     )
-    wait_until(lambda: len(consumed_queues(runtime, nodes)) == 2, 60, "both workers consuming")
+    wait_until("both workers consuming", lambda: len(consumed_queues(runtime, nodes)) == 2, 60)
     pids_before = {s.name: s.pid for s in runtime.supervisor.snapshot()}
 
     sender = threading.Thread(
         target=send_events, args=(runtime.app, "workers.process_event", EVENTS), daemon=True
     )
     sender.start()
-    wait_until(lambda: store_count(store) >= 50, 60, "events flowing")
+    wait_until("events flowing", lambda: store_count(store) >= 50, 60)
 
     outcome: list[ActionResult] = []
     restarter = threading.Thread(target=lambda: outcome.append(runtime.rolling_restart()))
@@ -91,7 +92,7 @@ def test_rolling_restart_under_load_keeps_a_consumer_on_every_queue(
     assert not uncovered, f"queues without a consumer at {uncovered}"
     overlapping = sum(1 for _, sample in samples if len(sample) > 2)
     assert len(samples) >= 10 and overlapping >= 2, samples  # the restart was sampled
-    wait_until(lambda: store_count(store) >= EVENTS, 180, f"{EVENTS} rows", step=0.5)
+    wait_until(f"{EVENTS} rows", lambda: store_count(store) >= EVENTS, 180, step=0.5)
     assert store_count(store) == EVENTS
     print(
         f"{len(samples)} samples, {overlapping} with a replacement beside its worker; done at "

@@ -20,7 +20,8 @@ import pytest
 
 from console.cluster import ClusterMonitor, WorkerInfo
 from tests.cluster_support.app import make_app
-from tests.integration.test_cluster_monitor import broker_url, start_worker, wait_for, worker
+from tests.integration.test_cluster_monitor import broker_url, start_worker, worker
+from tests.waiting import wait_until
 
 __all__ = ["broker_url", "start_worker"]  # fixtures shared with test_cluster_monitor
 
@@ -39,7 +40,7 @@ def test_workers_mode_shows_heartbeats_and_receives_no_task_events(
     for monitor in monitors.values():
         monitor.start()
     try:
-        wait_for(
+        wait_until(
             "both monitors listening",
             lambda: all(m.receiver.status == "listening" for m in monitors.values()),
         )
@@ -51,14 +52,14 @@ def test_workers_mode_shows_heartbeats_and_receives_no_task_events(
             return shown if shown is not None and shown.online else None
 
         for mode in monitors:
-            wait_for(f"the worker online in {mode} mode", lambda m=mode: beating(m), 60)  # type: ignore[misc]
+            wait_until(f"the worker online in {mode} mode", lambda m=mode: beating(m), 60)  # type: ignore[misc]
 
         for n in range(QUICK_TASKS):
             app.send_task("cluster_test.add", args=[n, 1])
         app.send_task("cluster_test.sleep", args=[30])
 
         everything = monitors["all"]
-        wait_for(
+        wait_until(
             "the quick tasks done and the sleep running, from task events",
             lambda: everything.state.counts() == (QUICK_TASKS + 1, 1, QUICK_TASKS),
         )
@@ -67,7 +68,7 @@ def test_workers_mode_shows_heartbeats_and_receives_no_task_events(
 
         # Heartbeats (every 2 s) carry the counts: one running, the quick ones processed.
         lean = monitors["workers"]
-        shown = wait_for(
+        shown = wait_until(
             "heartbeat counts in workers mode",
             lambda: (
                 (w := beating("workers")) is not None

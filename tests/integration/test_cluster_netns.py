@@ -31,7 +31,6 @@ from tests.netns_support.cluster import (
     OPERATOR,
     WORKERS_PER_HOST,
     Cluster,
-    wait_until,
 )
 from tests.netns_support.net import NetnsUnavailable, Network, check_support
 from tests.netns_support.views import (
@@ -42,6 +41,7 @@ from tests.netns_support.views import (
     host_workers,
     online_by_host,
 )
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -217,9 +217,9 @@ def test_a_operator_lists_every_worker_and_controls_remote_ones(healthy: Cluster
         size = pool_on_operator(cluster, node)
         assert size == 2, size
         assert control_on_operator(cluster, "pool", node, "1") == f"{node}: pool will grow"
-        wait_until(lambda: pool_on_operator(cluster, node) == 3, 30, f"{node}'s pool of 3")
+        wait_until(f"{node}'s pool of 3", lambda: pool_on_operator(cluster, node) == 3, 30)
         assert control_on_operator(cluster, "pool", node, "-1") == f"{node}: pool will shrink"
-        wait_until(lambda: pool_on_operator(cluster, node) == 2, 30, f"{node}'s pool of 2 again")
+        wait_until(f"{node}'s pool of 2 again", lambda: pool_on_operator(cluster, node) == 2, 30)
 
         sent_at = time.time()
         out = cluster.run_on(OPERATOR, ["-m", "tests.netns_support.probe", "sleep", "120"])

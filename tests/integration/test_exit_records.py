@@ -12,7 +12,8 @@ from console.programs import worker_program
 from console.settings import Settings, WorkerGroup
 from console.supervision.model import ProcessState, ProgramConfig
 from console.supervision.supervisor import Supervisor
-from tests.integration.test_supervision_processes import supervisor, wait_until  # noqa: F401
+from tests.integration.test_supervision_processes import supervisor  # noqa: F401
+from tests.waiting import wait_until
 
 CHATTY = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.05)\n"
 
@@ -25,24 +26,24 @@ def test_sigkill_is_recorded_with_a_separator_in_output_and_log_file(
     config = ProgramConfig("chatty", [sys.executable, "-c", CHATTY], startsecs=0.2, logfile=logfile)
     supervisor.add_program(config)
     running = lambda: supervisor.snapshot()[0].state is ProcessState.RUNNING  # noqa: E731
-    wait_until(running, 15, "running")
-    wait_until(lambda: "tick" in supervisor.output("chatty"), 10, "output")
+    wait_until("running", running, 15)
+    wait_until("output", lambda: "tick" in supervisor.output("chatty"), 10)
     pid = supervisor.snapshot()[0].pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: supervisor.snapshot()[0].exits != (), 10, "the exit recorded")
-    wait_until(lambda: running() and supervisor.snapshot()[0].pid != pid, 20, "a restart")
+    wait_until("the exit recorded", lambda: supervisor.snapshot()[0].exits != (), 10)
+    wait_until("a restart", lambda: running() and supervisor.snapshot()[0].pid != pid, 20)
     snap = supervisor.snapshot()[0]
     (record,) = snap.exits
     assert record.cause == "killed by SIGKILL" and not record.expected and record.ran > 0
     marks = [line for line in supervisor.output("chatty") if line.startswith("---- ")]
     assert len(marks) == 1 and "chatty: killed by SIGKILL after" in marks[0], marks
-    wait_until(lambda: "tick" in supervisor.output("chatty")[-1], 10, "the new run's output")
+    wait_until("the new run's output", lambda: "tick" in supervisor.output("chatty")[-1], 10)
     written = logfile.read_text()
     assert marks[0] in written and written.index(marks[0]) < written.rindex("tick")
     assert stat.S_IMODE(logfile.stat().st_mode) == 0o600
     supervisor.stop("chatty")
-    wait_until(lambda: supervisor.snapshot()[0].state is ProcessState.STOPPED, 15, "stopped")
+    wait_until("stopped", lambda: supervisor.snapshot()[0].state is ProcessState.STOPPED, 15)
     last = supervisor.snapshot()[0].exits[-1]
     assert last.expected and "chatty: stopped after" in supervisor.output("chatty")[-1]
 

@@ -15,8 +15,9 @@ from console.appref import load_app
 from console.runtime import ConsoleRuntime
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, Supervisor
-from tests.chaos_support.helpers import kill_groups, wait_until
+from tests.chaos_support.helpers import kill_groups
 from tests.cluster_support.reload_app import TASK, save, tasks_source, write_package
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -97,7 +98,7 @@ def test_an_edited_task_returns_the_new_value_and_cron_restarts(
 
     saved = time.monotonic()
     save(app_package / "tasks.py", tasks_source('"second version"'))
-    wait_until(lambda: snap(runtime, "worker-1").pid not in (worker_pid, None), 60, "a new worker")
+    wait_until("a new worker", lambda: snap(runtime, "worker-1").pid not in (worker_pid, None), 60)
     assert run_value(runtime) == "second version"
     print(f"new value {time.monotonic() - saved:.2f}s after the save")
     assert runtime.last_reload == "reloaded: tasks.py changed"
@@ -106,7 +107,7 @@ def test_an_edited_task_returns_the_new_value_and_cron_restarts(
     assert (
         f"sentry_console.reload: reloaded: tasks.py changed ({app_package / 'tasks.py'})" in logged
     )
-    wait_until(lambda: snap(runtime, "cron").pid not in (cron_pid, None), 60, "a new cron")
+    wait_until("a new cron", lambda: snap(runtime, "cron").pid not in (cron_pid, None), 60)
     assert snap(runtime, "worker-1").restarts == 1
 
 
@@ -150,14 +151,14 @@ def test_a_group_of_two_reloads_rolling(runtime: ConsoleRuntime, app_package: Pa
     before = {name: running_pid(runtime, name) for name in ("worker-1", "worker-2")}
     save(app_package / "tasks.py", tasks_source('"rolled"'))
     wait_until(
-        lambda: snap(runtime, "worker-1").pid not in (before["worker-1"], None), 60, "worker-1"
+        "worker-1", lambda: snap(runtime, "worker-1").pid not in (before["worker-1"], None), 60
     )
     # worker-2 goes only once worker-1's replacement is RUNNING and answers a ping.
     assert snap(runtime, "worker-2").pid == before["worker-2"]
     assert snap(runtime, "worker-2").state is ProcessState.RUNNING
     running_pid(runtime, "worker-1")
     wait_until(
-        lambda: snap(runtime, "worker-2").pid not in (before["worker-2"], None), 60, "worker-2"
+        "worker-2", lambda: snap(runtime, "worker-2").pid not in (before["worker-2"], None), 60
     )
     running_pid(runtime, "worker-2")
     assert [run_value(runtime) for _ in range(4)] == ["rolled"] * 4
@@ -196,16 +197,16 @@ def test_a_server_started_for_a_tui_with_reload_reloads(
             data = source.poll()
             return next((p for p in data.processes if p.state is ProcessState.RUNNING), None)
 
-        wait_until(lambda: worker() is not None, 90, "the server's worker RUNNING")
+        wait_until("the server's worker RUNNING", lambda: worker() is not None, 90)
         first = worker()
         assert first is not None
         client = load_app(app_path, redis_url)
         assert client.send_task(TASK).get(timeout=60) == "first"
         save(app_package / "tasks.py", tasks_source('"via the server"'))
         wait_until(
-            lambda: source.poll().last_reload == "reloaded: tasks.py changed", 30, "the reload"
+            "the reload", lambda: source.poll().last_reload == "reloaded: tasks.py changed", 30
         )
-        wait_until(lambda: (worker() or first).pid != first.pid, 60, "a new worker")
+        wait_until("a new worker", lambda: (worker() or first).pid != first.pid, 60)
         assert client.send_task(TASK).get(timeout=60) == "via the server"
     finally:
         with contextlib.suppress(Exception):

@@ -20,7 +20,7 @@ from console.reload import (
     describe_change,
 )
 from console.settings import Settings
-from tests.chaos_support.helpers import wait_until
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +100,7 @@ def test_ignored_files_do_not_reload_and_a_source_file_does(
     # The watcher reports in order: had an ignored write counted, it would be in this call or
     # in one before it.
     (tree / "sub" / "models.py").write_text("Y = 2\n")
-    wait_until(lambda: bool(calls.snapshot()), 10, "a reload")
+    wait_until("a reload", lambda: bool(calls.snapshot()), 10)
     assert calls.snapshot() == [[tree / "sub" / "models.py"]]
 
 
@@ -109,7 +109,7 @@ def test_a_burst_of_writes_is_one_reload(tree: Path, reloader: CodeReloader, cal
         (tree / "tasks.py").write_text(f"X = {n}\n")
         (tree / "sub" / "extra.py").write_text(f"Z = {n}\n")
         time.sleep(0.03)
-    wait_until(lambda: bool(calls.snapshot()), 10, "a reload")
+    wait_until("a reload", lambda: bool(calls.snapshot()), 10)
     # Nothing else is due: a second call would come QUIET_MS after the last write.
     time.sleep(QUIET_MS * 5 / 1000)
     assert calls.snapshot() == [[tree / "sub" / "extra.py", tree / "tasks.py"]]
@@ -134,9 +134,9 @@ def test_changes_during_a_reload_make_one_more_reload(tree: Path) -> None:
         for path in sorted(written):
             path.write_text("")
             time.sleep(QUIET_MS * 2 / 1000)  # separate bursts, all while the first reload runs
-        wait_until(lambda: written <= r._pending, 10, "the watcher to see every burst")
+        wait_until("the watcher to see every burst", lambda: written <= r._pending, 10)
         release.set()
-        wait_until(lambda: len(calls.snapshot()) == 2, 10, "the second reload")
+        wait_until("the second reload", lambda: len(calls.snapshot()) == 2, 10)
         time.sleep(QUIET_MS * 3 / 1000)
         assert calls.snapshot()[1] == [tree / "sub" / f"m{n}.py" for n in range(3)]
         assert len(calls.snapshot()) == 2
@@ -151,7 +151,7 @@ def test_patterns_and_extra_paths(tree: Path, tmp_path: Path, calls: Calls) -> N
     r = start_reloader(tree, calls, reload_paths=(extra,), reload_patterns=("*.py", "*.html"))
     try:
         (extra / "page.html").write_text("<p>")
-        wait_until(lambda: bool(calls.snapshot()), 10, "a reload for the extra path")
+        wait_until("a reload for the extra path", lambda: bool(calls.snapshot()), 10)
         assert calls.snapshot() == [[(extra / "page.html").resolve()]]
     finally:
         r.stop()

@@ -15,7 +15,8 @@ from console.programs import alternate_node_name, celery_node_name
 from console.runtime import worker_node_name
 from console.settings import WorkerGroup, console_id
 from console.supervision import ProcessState
-from tests.chaos_support.helpers import supervised_workers, wait_until
+from tests.chaos_support.helpers import supervised_workers
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -52,9 +53,9 @@ def test_rolling_restart_with_node_name_template(
     )
     assert worker_node_name(group, 1) == node
     with supervised_workers(redis_url, state_dir, unique, group, monkeypatch) as runtime:
-        wait_until(lambda: runtime.control.ping([node]).get(node, False), 90, f"{node} answering")
+        wait_until(f"{node} answering", lambda: runtime.control.ping([node]).get(node, False), 90)
         running = ProcessState.RUNNING  # past startsecs: restarted start-first, not stop-start
-        wait_until(lambda: runtime.supervisor.snapshot()[0].state is running, 30, "RUNNING")
+        wait_until("RUNNING", lambda: runtime.supervisor.snapshot()[0].state is running, 30)
         pid_before = runtime.supervisor.snapshot()[0].pid
         outcome: list[ActionResult] = []
         began = time.monotonic()

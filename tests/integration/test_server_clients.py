@@ -24,8 +24,8 @@ from console.server.client import (
 )
 from console.server.protocol import encode, socket_path
 from console.settings import Settings
-from tests.chaos_support.helpers import wait_until
 from tests.server_support import client_of, inprocess_server
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def test_concurrent_scale_from_two_clients_ends_at_the_exact_count(
             t.join(30)
         assert [r.ok for r in results] == [True] * 20, results
         assert server.runtime.group_size("worker") == 21
-        wait_until(lambda: group_size(clients[0]) == 21, 10, "21 worker programs")
+        wait_until("21 worker programs", lambda: group_size(clients[0]) == 21, 10)
         for client in clients:
             client.close()
 
@@ -65,11 +65,11 @@ def test_two_attached_sources_see_the_same_snapshots(redis_url: str, state_dir: 
         settings = server.settings
         sources = [RemoteSource(client_of(server), settings, read_only=False) for _ in range(2)]
         wait_until(
-            lambda: all(len(s.poll().processes) == 2 for s in sources), 10, "both see 2 programs"
+            "both see 2 programs", lambda: all(len(s.poll().processes) == 2 for s in sources), 10
         )
         result = sources[0].scale(1)
         assert result.ok, result
-        wait_until(lambda: len(sources[1].poll().processes) == 3, 10, "the other sees the scale")
+        wait_until("the other sees the scale", lambda: len(sources[1].poll().processes) == 3, 10)
         assert "attached" in (sources[1].attachment or "")
         assert str(os.getpid()) in (sources[1].attachment or "")
         for s in sources:
@@ -215,9 +215,9 @@ def test_watched_output_is_pushed_when_it_grows_and_never_asked_again(
         real = source.client.request
         source.client.request = lambda op, *a, **k: asked.append(op) or real(op, *a, **k)
         server.runtime.supervisor._buffers["worker-1"].feed_lines(["one", "two"])
-        wait_until(lambda: source.output("worker-1", 500) == ["one", "two"], 10, "the push")
+        wait_until("the push", lambda: source.output("worker-1", 500) == ["one", "two"], 10)
         server.runtime.supervisor._buffers["worker-1"].feed_lines(["three"])
-        wait_until(lambda: source.output("worker-1", 500)[-1] == "three", 10, "the next push")
+        wait_until("the next push", lambda: source.output("worker-1", 500)[-1] == "three", 10)
         assert asked == [], "a watched output is never requested again"
         assert source.output("worker-1", 1) == ["three"]  # another tail length: asked afresh
         assert asked == ["watch"]

@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from console.settings import console_id
-from tests.chaos_support.helpers import descendants, wait_gone, wait_until
+from tests.chaos_support.helpers import descendants, wait_gone
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,13 +75,13 @@ class Served:
             assert self.proc.poll() is None, self.log.read_text()
             return self.ctl("status").returncode == 0
 
-        wait_until(up, 60, "the server to listen", step=0.2)
+        wait_until("the server to listen", up, 60, step=0.2)
 
         def running() -> bool:
             states = self.states()
             return set(states) == names and all(s == "RUNNING" for s, _ in states.values())
 
-        wait_until(running, timeout, f"{sorted(names)} RUNNING", step=0.3)
+        wait_until(f"{sorted(names)} RUNNING", running, timeout, step=0.3)
         self.seen.update(descendants(self.proc.pid))
         return {name: pid for name, (_, pid) in self.states().items() if pid}
 
@@ -154,12 +155,12 @@ def test_ctl_drives_a_served_console_and_shutdown_stops_it_warm(
         restarted = served.ctl("restart", "worker-1")
         assert restarted.returncode == 0, restarted
         wait_until(
+            "a new worker-1",
             lambda: (
                 served.states()["worker-1"] == ("RUNNING", served.states()["worker-1"][1])
                 and served.states()["worker-1"][1] != before
             ),
             60,
-            "a new worker-1",
             step=0.3,
         )
 
@@ -177,19 +178,19 @@ def test_ctl_drives_a_served_console_and_shutdown_stops_it_warm(
         assert follower.stdout is not None
         threading.Thread(target=lambda: lines.extend(follower.stdout or ()), daemon=True).start()
         try:
-            wait_until(lambda: served.clients() >= 2, 30, "the follower attached")  # + this one
+            wait_until("the follower attached", lambda: served.clients() >= 2, 30)  # + this one
             served.ctl("restart", "worker-1")  # the new worker prints its banner: followed live
             # The replacement starts beside the old worker, on the slot's other node name; a
             # console on a state directory of its own puts its id in the name.
             ident = console_id(state_dir)
             node = rf"worker-1\.{ident}" if ident else "worker-1"
             banner = re.compile(rf"{node}(-b)?@")
-            wait_until(lambda: any(banner.search(line) for line in lines), 60, "followed output")
+            wait_until("followed output", lambda: any(banner.search(line) for line in lines), 60)
         finally:
             follower.kill()  # a client's death touches no program
             follower.wait(10)
         both = {"worker-1", "worker-2"}  # the replaced worker-1~old gone after its warm stop
-        wait_until(lambda: set(served.states()) == both, 60, "the old worker-1 gone", step=0.3)
+        wait_until("the old worker-1 gone", lambda: set(served.states()) == both, 60, step=0.3)
 
         for args, code, words in (
             (("restart", "nothing"), 1, "no program or group"),
@@ -234,7 +235,7 @@ def test_sigkill_of_the_server_leaves_nothing_within_3_seconds(
 ) -> None:
     with serve(redis_url, state_dir, unique, workers=2, cron=True) as served:
         served.wait_running({"worker-1", "worker-2", "cron"})
-        wait_until(lambda: len(descendants(served.proc.pid)) >= 8, 30, "pool children")
+        wait_until("pool children", lambda: len(descendants(served.proc.pid)) >= 8, 30)
         found = descendants(served.proc.pid)
         served.proc.kill()
         served.proc.wait(5)
@@ -332,7 +333,7 @@ def test_a_lost_terminal_only_detaches_and_the_next_tui_attaches(
 
             second = on_pty([sys.executable, "-m", "console"], served.env)
             served.proc = second
-            wait_until(lambda: served.clients() >= 2, 30, "the second TUI attached", step=0.3)
+            wait_until("the second TUI attached", lambda: served.clients() >= 2, 30, step=0.3)
             second.send_signal(signal.SIGTERM)  # a client's death never touches a program
             assert second.wait(15) is not None
             assert served.states() == {"worker-1": ("RUNNING", pids["worker-1"])}
@@ -363,7 +364,7 @@ def test_sigterm_of_the_server_stops_warm_and_the_next_server_loses_nothing(
         )
         sender.start()
         try:
-            wait_until(lambda: store_count(store) >= 150, 60, "events flowing into the store")
+            wait_until("events flowing into the store", lambda: store_count(store) >= 150, 60)
             found = descendants(served.proc.pid)
             served.proc.send_signal(signal.SIGTERM)  # systemd's stop: warm, tasks finish
             assert served.proc.wait(90) == 0
@@ -374,6 +375,6 @@ def test_sigterm_of_the_server_stops_warm_and_the_next_server_loses_nothing(
         assert stored_at_stop < total, "the stop came too late to prove anything"
 
         served.proc = served.serve_again()
-        wait_until(lambda: store_count(store) >= total, 180, f"{total} rows", step=0.5)
+        wait_until(f"{total} rows", lambda: store_count(store) >= total, 180, step=0.5)
         assert store_count(store) == total
         print(f"{stored_at_stop} rows at the stop, {total} after the next server")

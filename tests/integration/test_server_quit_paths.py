@@ -8,7 +8,7 @@ from console.server.client import RemoteSource
 from console.ui.app import ConsoleApp
 from console.ui.tables import ProcessTable
 from tests.server_support import client_of, inprocess_server
-from tests.ui.test_keys import until
+from tests.waiting import until
 
 
 async def test_ctrl_c_detaches_and_palette_quit_stops_the_server(

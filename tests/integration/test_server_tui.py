@@ -10,7 +10,7 @@ from console.ui.app import ConsoleApp
 from console.ui.statusbar import StatusBar
 from console.ui.tables import ProcessTable
 from tests.server_support import client_of, inprocess_server
-from tests.ui.test_keys import until
+from tests.waiting import until
 
 
 def attached_app(server: SupervisorServer, *, read_only: bool = False) -> ConsoleApp:

@@ -14,8 +14,9 @@ import pytest
 from console.programs import worker_program
 from console.settings import Settings, WorkerGroup
 from console.supervision import ProcessSnapshot, ProcessState, ProgramConfig, Supervisor
-from tests.chaos_support.helpers import ROOT, kill_groups, wait_until
+from tests.chaos_support.helpers import ROOT, kill_groups
 from tests.cluster_support.app import make_app
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,7 +77,7 @@ def test_a_worker_whose_app_cannot_load_ends_fatal_after_backoff(
     def errors() -> list[str]:
         return [line for line in supervisor.output(config.name) if line.startswith("error:")]
 
-    wait_until(lambda: len(errors()) >= 4, 5, "the last error line")
+    wait_until("the last error line", lambda: len(errors()) >= 4, 5)
     assert len(errors()) == 4 and "cannot import Celery app 'nonexistent.module'" in errors()[0]
 
 
@@ -100,16 +101,16 @@ def test_run_worker_under_the_guard_shuts_down_warm_on_a_signal(
     def logged(text: str) -> bool:
         return any(text in line for line in supervisor.output(config.name))
 
-    wait_until(lambda: logged("ready."), 60, "the worker to be ready")
+    wait_until("the worker to be ready", lambda: logged("ready."), 60)
     app = make_app(redis_url, unique)
     app.send_task("cluster_test.sleep", args=[2.0])
-    wait_until(lambda: logged("Task cluster_test.sleep["), 30, "the task to start")
+    wait_until("the task to start", lambda: logged("Task cluster_test.sleep["), 30)
     main = only(supervisor).pid
     assert main is not None
     os.kill(main, signum)
     assert supervisor.wait_for(lambda s: s[0].state is ProcessState.EXITED, 30)
     snap = only(supervisor)
-    wait_until(lambda: logged("succeeded in"), 5, "the task's success line")
+    wait_until("the task's success line", lambda: logged("succeeded in"), 5)
     output = supervisor.output(config.name)
     assert snap.exitstatus == 0, output[-20:]
     assert any("succeeded in" in line for line in output), output[-20:]

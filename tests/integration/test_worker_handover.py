@@ -17,7 +17,8 @@ from console.programs import alternate_node_name
 from console.runtime import ConsoleRuntime
 from console.settings import WorkerGroup
 from console.supervision import ProcessState
-from tests.chaos_support.helpers import store_count, supervised_workers, wait_until
+from tests.chaos_support.helpers import store_count, supervised_workers
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq, pytest.mark.timeout(300)]
 
@@ -76,19 +77,19 @@ def test_restart_of_a_lone_worker_leaves_no_consumer_gap(
     assert runtime.supervisor.wait_for(
         lambda s: all(p.state is ProcessState.RUNNING for p in s), 60
     )
-    wait_until(lambda: node_answers(runtime, first), 60, "the worker answering")
+    wait_until("the worker answering", lambda: node_answers(runtime, first), 60)
     store = runtime.settings.state_dir / "events.sqlite3"
     queues = app_queue_names(runtime.app)
     sender = threading.Thread(
         target=send_events, args=(runtime.app, "workers.process_event", EVENTS), daemon=True
     )
     sender.start()
-    wait_until(lambda: store_count(store) >= 50, 60, "events flowing")
+    wait_until("events flowing", lambda: store_count(store) >= 50, 60)
     pid_before = runtime.supervisor.snapshot()[0].pid
     with ConsumerSampler(rabbitmq_url, queues) as sampler:
         result = runtime.restart("worker-1")
         assert result.ok and "replaced" in result.message, result
-        wait_until(lambda: len(runtime.supervisor.snapshot()) == 1, 60, "the old worker gone")
+        wait_until("the old worker gone", lambda: len(runtime.supervisor.snapshot()) == 1, 60)
     snap = runtime.supervisor.snapshot()[0]
     assert snap.name == "worker-1" and snap.pid != pid_before and snap.restarts == 1
     assert sampler.samples >= 10
@@ -99,5 +100,5 @@ def test_restart_of_a_lone_worker_leaves_no_consumer_gap(
     assert result.ok and "replaced" in result.message, result
     assert node_answers(runtime, first)
     sender.join(120)
-    wait_until(lambda: store_count(store) >= EVENTS, 180, f"{EVENTS} rows", step=0.5)
+    wait_until(f"{EVENTS} rows", lambda: store_count(store) >= EVENTS, 180, step=0.5)
     assert store_count(store) == EVENTS

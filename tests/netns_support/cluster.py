@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from console.programs import console_command
 from console.server.client import NoServer, ServerGone
 from tests.netns_support.net import Network
 from tests.netns_support.views import ConsoleView, WatchView
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.netns_support.clusterapp:app"
@@ -40,18 +40,6 @@ REDIS_PORT = 6390
 WORKERS_PER_HOST = 2
 #: The consoles refresh (and probe the broker) twice a second.
 REFRESH = 0.5
-
-
-def wait_until(check: Any, timeout: float, what: str, step: float = 0.1) -> Any:
-    """Poll ``check()`` until it returns something true (returned); AssertionError at timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
 
 
 @dataclass
@@ -161,9 +149,9 @@ class Cluster:
         argv += ["--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", str(data)]
         self.spawn(BROKER, argv, log, self.env())
         wait_until(
+            f"the broker host's redis-server (log: {log})",
             lambda: "Ready to accept connections" in log.read_text(errors="replace"),
             20,
-            f"the broker host's redis-server (log: {log})",
         )
 
     def _start_amqp_reach(self) -> None:
@@ -179,7 +167,7 @@ class Cluster:
         address = self.net.hosts[BROKER].address
         inner = ["socat", f"TCP-LISTEN:5672,bind={address},fork,reuseaddr", f"UNIX-CONNECT:{sock}"]
         self.spawn(BROKER, inner, self.root / "socat-broker.log", self.env())
-        wait_until(sock.exists, 10, "the AMQP forwarder's socket")
+        wait_until("the AMQP forwarder's socket", sock.exists, 10)
         self.amqp_reach = True
 
     def _write_conf(self, host: ConsoleHost) -> Path:
@@ -217,7 +205,7 @@ class Cluster:
             except (NoServer, ServerGone, OSError, TimeoutError):
                 return None
 
-        host.view = wait_until(attached, timeout, f"{name}'s server to listen", step=0.3)
+        host.view = wait_until(f"{name}'s server to listen", attached, timeout, step=0.3)
         host.view.wait_for(
             lambda s: (
                 s["broker"]["state"] == "connected"

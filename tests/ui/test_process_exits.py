@@ -15,7 +15,8 @@ from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.process_detail import ProcessDetailScreen, process_details
 from console.ui.tables import ProcessTable
-from tests.ui.test_keys import settled, until
+from tests.ui.test_keys import settled
+from tests.waiting import until
 
 
 class KilledDemo(DemoSource):

@@ -9,7 +9,8 @@ from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource, demo_data
 from console.ui.failures import FailuresScreen, FailureTable
 from console.ui.screens import TaskDetailScreen
-from tests.ui.test_keys import settled, until
+from tests.ui.test_keys import settled
+from tests.waiting import until
 
 
 def test_failures_are_kept_newest_first_bounded_and_without_tracebacks() -> None:

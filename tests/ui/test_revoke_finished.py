@@ -18,7 +18,8 @@ from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource, demo_data
 from console.ui.modals import ConfirmScreen
 from console.ui.screens import TaskDetailScreen
-from tests.ui.test_keys import settled, until
+from tests.ui.test_keys import settled
+from tests.waiting import until
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens: a broadcast would fail, not succeed
 

@@ -10,7 +10,8 @@ from console.supervision.supervisor import Supervisor
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.tables import ProcessTable
-from tests.ui.test_keys import settled, until
+from tests.ui.test_keys import settled
+from tests.waiting import until
 
 
 class SupervisedSource(DemoSource):

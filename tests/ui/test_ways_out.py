@@ -9,7 +9,8 @@ from textual.pilot import Pilot
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.modals import QuitScreen
-from tests.ui.test_keys import settled, until
+from tests.ui.test_keys import settled
+from tests.waiting import until
 
 
 def live_demo(scenario: str) -> DemoSource:

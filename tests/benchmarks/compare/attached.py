@@ -28,7 +28,8 @@ from console.runtime import DashboardData
 from console.server.client import NoServer, ServerClient
 from console.server.protocol import data_from_json
 from tests.benchmarks.compare.benchapp import APP_PATH
-from tests.benchmarks.compare.procs import BIN, HOST, PORT, Launcher, wait_until
+from tests.benchmarks.compare.procs import BIN, HOST, PORT, Launcher
+from tests.waiting import wait_until
 
 DATA_FRAME = b"attached: server"
 """Drawn (status bar, log title) only once the screen shows a snapshot from the server."""
@@ -149,7 +150,7 @@ def wait_online(state_dir: Path, workers: int, timeout: float) -> None:
             return False
         return sum(1 for w in data.workers if w.online) >= workers
 
-    wait_until(online, timeout, f"{workers} workers online under the server", step=0.5)
+    wait_until(f"{workers} workers online under the server", online, timeout, step=0.5)
 
 
 def stop_server(state_dir: Path, pid: int, grace: float = 30.0) -> None:

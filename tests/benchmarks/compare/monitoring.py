@@ -14,10 +14,11 @@ from pathlib import Path
 import psutil
 
 from tests.benchmarks.bench_event_ingest import publish
-from tests.benchmarks.compare.procs import Launcher, cpu_seconds, rss_mb, wait_until
+from tests.benchmarks.compare.procs import Launcher, cpu_seconds, rss_mb
 from tests.benchmarks.compare.report import Stat
 from tests.benchmarks.compare.tools import CeleryEvents, ConsoleUnderTest, Flower, start_workers
 from tests.redis_claim import ClaimedDb
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -70,11 +71,11 @@ def idle(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Results)
     """Console supervising 4 workers on 20 queues, celery events and Flower on the same cluster."""
     say(f"idle: console with 4 workers, then celery events and Flower ({plan.idle_runs} runs)")
     console = ConsoleUnderTest(launcher, db.url, tmp / "idle", workers=4, expect=4, refresh=1.0)
-    wait_until(lambda: console.first_frame() > 0, 90, "the console's 4 workers")
+    wait_until("the console's 4 workers", lambda: console.first_frame() > 0, 90)
     names = [f"cw-{n}@{os.uname().nodename}" for n in range(1, 5)]
     events = CeleryEvents(launcher, db.url)
     flower = Flower(launcher, db.url, tmp)
-    wait_until(lambda: flower.lists_workers(names), 60, "Flower listing the workers", step=0.5)
+    wait_until("Flower listing the workers", lambda: flower.lists_workers(names), 60, step=0.5)
     time.sleep(3)  # let every tool finish starting up
     tools = {"console": console.pid, "celery events": events.pid, "flower": flower.pid}
     for run in range(plan.idle_runs):
@@ -201,10 +202,10 @@ def _consumer(kind: str, launcher: Launcher, db: ClaimedDb, tmp: Path) -> Consol
     consumer: ConsoleUnderTest | Flower
     if kind == "console":
         consumer = ConsoleUnderTest(launcher, db.url, tmp / "load", count_events=True)
-        wait_until(lambda c=consumer: _subscribed(c, db), 60, "the console subscribed")
+        wait_until("the console subscribed", lambda c=consumer: _subscribed(c, db), 60)
     else:
         consumer = Flower(launcher, db.url, tmp)
-        wait_until(lambda f=consumer: _answers(f) and _subscribed(f, db), 60, "Flower up")
+        wait_until("Flower up", lambda f=consumer: _answers(f) and _subscribed(f, db), 60)
     pin(consumer.pid, 1)
     time.sleep(1)
     return consumer
@@ -284,14 +285,14 @@ def startup(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
     procs, names = start_workers(launcher, db.url, tmp, 4, prefix="sw")
     from tests.benchmarks.compare.processes import ping
 
-    wait_until(lambda: all(ping(db.url, n) for n in names), 90, "4 workers answering")
+    wait_until("4 workers answering", lambda: all(ping(db.url, n) for n in names), 90)
     for run in range(plan.startup_runs):
         console = ConsoleUnderTest(launcher, db.url, tmp / f"start{run}", expect=4)
-        wait_until(lambda c=console: c.first_frame() > 0, 60, "the console's first frame")
+        wait_until("the console's first frame", lambda c=console: c.first_frame() > 0, 60)
         out.add("startup console", console.first_frame() - console.started)
         console.stop()
         flower = Flower(launcher, db.url, tmp)
-        wait_until(lambda f=flower: f.lists_workers(names), 60, "Flower's workers", step=0.05)
+        wait_until("Flower's workers", lambda f=flower: f.lists_workers(names), 60, step=0.05)
         out.add("startup flower", time.time() - flower.started)
         flower.stop()
         say(f"start-up run {run + 1}: console {out.get('startup console').values[-1]:.2f}s, "

@@ -17,9 +17,10 @@ from celery import Celery
 
 from tests.benchmarks.compare.benchapp import APP_PATH, QUEUES, TICKS_KEY, make_app
 from tests.benchmarks.compare.monitoring import Plan, Results, say
-from tests.benchmarks.compare.procs import BIN, ROOT, Launcher, cpu_seconds, wait_until
+from tests.benchmarks.compare.procs import BIN, ROOT, Launcher, cpu_seconds
 from tests.benchmarks.compare.tools import ConsoleUnderTest, start_workers, worker_command
 from tests.redis_claim import ClaimedDb
+from tests.waiting import wait_until
 
 _apps: dict[str, Celery] = {}
 
@@ -34,7 +35,7 @@ def ping(url: str, node: str, timeout: float = 0.5) -> bool:
 def _time_to_ping(url: str, node: str, old_pid: int, began: float) -> float:
     """Seconds from ``began`` until the old process is gone and ``node`` answers a ping."""
     psutil.Process(old_pid).wait(60) if psutil.pid_exists(old_pid) else None
-    wait_until(lambda: ping(url, node, 0.25), 60, f"{node} answering after restart", step=0)
+    wait_until(f"{node} answering after restart", lambda: ping(url, node, 0.25), 60, step=0)
     return time.monotonic() - began
 
 
@@ -126,7 +127,7 @@ def restart(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
         ours = f"rw-1@{host}"
         theirs = {p: node.replace("%h", host) for p, (node, _) in SUPERVISORD_PROGRAMS.items()}
         nodes = [ours, *theirs.values()]
-        wait_until(lambda: all(ping(db.url, n) for n in nodes), 90, "every worker")
+        wait_until("every worker", lambda: all(ping(db.url, n) for n in nodes), 90)
         for run in range(plan.restart_runs):
             old = next(p.pid for p in runtime.supervisor.snapshot() if p.name == "worker-1")
             assert old is not None
@@ -134,7 +135,7 @@ def restart(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
             runtime.restart("worker-1")  # returns once the replacement answers a ping
             # The replacement runs beside the old worker under the slot's other node name.
             ours = f"rw-1-b@{host}" if run % 2 == 0 else f"rw-1@{host}"
-            wait_until(lambda n=ours: ping(db.url, n, 0.25), 60, f"{ours} answering", step=0)
+            wait_until(f"{ours} answering", lambda n=ours: ping(db.url, n, 0.25), 60, step=0)
             out.add("restart console", time.monotonic() - began)
             out.add("restart supervisord", _supervisorctl_restart(ctl, db.url, "w", theirs["w"]))
             out.add(
@@ -177,9 +178,10 @@ def _throughput(db: ClaimedDb, total: int) -> float:
     def ticks() -> int:
         return int(db.client.get(TICKS_KEY) or 0)
 
-    t1 = wait_until(lambda: ticks() >= total // 10, 120, "10% of the tasks", step=0.01)
-    c1 = ticks()
-    t2 = wait_until(lambda: ticks() >= total * 9 // 10, 300, "90% of the tasks", step=0.01)
+    wait_until("10% of the tasks", lambda: ticks() >= total // 10, 120, step=0.01)
+    t1, c1 = time.monotonic(), ticks()
+    wait_until("90% of the tasks", lambda: ticks() >= total * 9 // 10, 300, step=0.01)
+    t2 = time.monotonic()
     return (ticks() - c1) / (t2 - t1)
 
 
@@ -195,8 +197,8 @@ def _steady_throughput(
 
     Returns tasks/s, and the CPU % of a core process ``watch`` used meanwhile (0 without one).
     """
-    wait_until(lambda: all(ping(db.url, n) for n in nodes), 90, "every worker answering")
-    wait_until(ready, 60, "the console's first full frame")
+    wait_until("every worker answering", lambda: all(ping(db.url, n) for n in nodes), 90)
+    wait_until("the console's first full frame", ready, 60)
     cpu0, began = (cpu_seconds(watch) if watch else 0.0), time.monotonic()
     fill_queue(db, template, total)
     rate = _throughput(db, total)

@@ -12,8 +12,7 @@ import subprocess
 import sys
 import termios
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,15 +174,3 @@ def cpu_seconds(pid: int) -> float:
 def rss_mb(pid: int) -> float:
     """Resident set size of one process in MiB."""
     return float(psutil.Process(pid).memory_info().rss) / 2**20
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.05
-) -> float:
-    """Poll ``predicate`` until true; return the monotonic time it became true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic()
