@@ -18,6 +18,7 @@ from kombu import Connection, Exchange, Queue
 from console.cron.role import read_role
 from console.cron.scheduler import AFTER_HEADER, SENDER_HEADER, SLOT_HEADER
 from console.programs import console_command
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.cron_support.cronapp:app"
@@ -127,13 +128,12 @@ class CronCluster:
 
     def wait_for_leader(self, exclude: Cron | None = None, timeout: float = 30.0) -> Cron:
         """The one leader other than ``exclude``, once there is exactly one."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def single() -> Cron | None:
             leaders = [c for c in self.leaders() if c is not exclude]
-            if len(leaders) == 1:
-                return leaders[0]
-            time.sleep(0.05)
-        raise AssertionError(f"no single leader within {timeout}s: {self.roles()}")
+            return leaders[0] if len(leaders) == 1 else None
+
+        return wait_until("a single leader", single, timeout, step=0.05, seen=self.roles)
 
     def roles(self) -> dict[str, str | None]:
         """Each cron's reported role."""

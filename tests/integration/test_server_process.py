@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -255,15 +254,13 @@ def test_serve_speaks_systemds_notify_protocol(
     received: list[str] = []
 
     def wait_for(prefix: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
+        def line() -> str | None:
+            with contextlib.suppress(TimeoutError):  # the recv timeout paces the polls
                 received.append(listener.recv(4096).decode())
-            for message in received:
-                for line in message.splitlines():
-                    if line.startswith(prefix):
-                        return line
-        raise AssertionError(f"no {prefix} in {received}")
+            lines = (ln for message in received for ln in message.splitlines())
+            return next((ln for ln in lines if ln.startswith(prefix)), None)
+
+        return wait_until(prefix, line, timeout, step=0, seen=lambda: received)
 
     try:
         with serve(
