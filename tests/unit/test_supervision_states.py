@@ -7,9 +7,9 @@ import signal
 
 import pytest
 
-from console.supervision.fakes import Behaviour, drive, make_supervisor, program
 from console.supervision.model import ProcessState
 from console.supervision.program import restart_delay
+from tests.supervision_support.fakes import Behaviour, drive, make_supervisor, program
 
 
 def state(sup, name: str) -> ProcessState:

@@ -1,4 +1,4 @@
-"""Deterministic stand-ins for tests and UI snapshots: a manual clock and a spawner that
+"""Deterministic stand-ins for tests: a manual clock and a spawner that
 replays process histories without starting any process."""
 
 from __future__ import annotations
