@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from console.settings import SettingsError, resolve_settings
@@ -16,9 +19,16 @@ from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.keymap import KeymapError, check_keymap
 from console.ui.screens import HelpScreen
-from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+async def until(pilot: Pilot[None], ok: Callable[[], bool], what: str, timeout: float = 5) -> None:
+    """Wait for a condition with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.02)
 
 
 def demo_with(keymap: dict[str, str]) -> DemoSource:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from textual.pilot import Pilot
@@ -13,7 +15,14 @@ from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen
 from console.ui.tables import ProcessTable, QueueTable, TaskTable
 from console.ui.workers import WorkerTable
-from tests.waiting import until
+
+
+async def until(pilot: Pilot[None], ok: Callable[[], bool], what: str, timeout: float = 5) -> None:
+    """Wait for a condition with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.02)
 
 
 async def settled(app: ConsoleApp, pilot: Pilot[None]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
@@ -17,7 +20,6 @@ from console.ui.statusbar import StatusBar
 from console.ui.tables import ProcessTable
 from console.ui.watchmode import SUPERVISOR_ACTIONS, needs_supervisor
 from console.ui.workers import HOST_KEY, WorkerTable
-from tests.waiting import until
 
 SUPERVISOR_KEYS = ("r", "s", "plus", "minus", "R", "c", "d", "l", "t")
 """The default keys of restart, start/stop, scale, rolling restart, cron, detach, logs, time."""
@@ -36,6 +38,14 @@ class ClusterSource(DemoSource):
         if self.hosts is None:
             return watch_data(per_host=self.per_host)
         return watch_data(self.hosts, self.per_host)
+
+
+async def until(pilot: Pilot[None], ok: Callable[[], bool], what: str, timeout: float = 5) -> None:
+    """Wait for a condition with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.02)
 
 
 async def settled(app: ConsoleApp, pilot: Pilot[None]) -> None:

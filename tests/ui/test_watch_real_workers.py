@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from console.actions import Outcome
 from console.cluster import RemoteControl
@@ -30,7 +31,6 @@ from console.ui.modals import ConfirmScreen, QueueScreen
 from console.ui.workers import WorkerTable
 from tests.cluster_support.app import make_app
 from tests.server_support import client_of, inprocess_server
-from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +66,14 @@ def two_hosts(redis_url: str, unique: str, tmp_path: Path) -> Iterator[Cluster]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+async def until(pilot: Pilot[None], ok: Callable[[], bool], what: str, timeout: float) -> None:
+    """Wait for a condition with a deadline, letting the app run."""
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
 
 
 def said(app: ConsoleApp) -> list[tuple[str, str]]:
