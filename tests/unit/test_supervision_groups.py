@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from console.supervision.fakes import Behaviour, drive, make_supervisor, program
 from console.supervision.model import ProcessSnapshot, ProcessState, ProgramConfig
 from console.supervision.supervisor import RollingRestartError
+from tests.supervision_support.fakes import Behaviour, drive, make_supervisor, program
 
 
 def worker(n: int) -> ProgramConfig:
