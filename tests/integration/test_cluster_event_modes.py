@@ -52,7 +52,7 @@ def test_workers_mode_shows_heartbeats_and_receives_no_task_events(
             return shown if shown is not None and shown.online else None
 
         for mode in monitors:
-            wait_until(f"the worker online in {mode} mode", lambda m=mode: beating(m), 60)  # type: ignore[arg-type]
+            wait_until(f"the worker online in {mode} mode", lambda m=mode: beating(m), 60)  # type: ignore[arg-type, misc]
 
         for n in range(QUICK_TASKS):
             app.send_task("cluster_test.add", args=[n, 1])
