@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from textual.pilot import Pilot
 
 from console.eventgen import send_events
 from console.runtime import ConsoleRuntime, DashboardData
@@ -56,7 +57,9 @@ def e2e_settings(
     ).with_broker(redis_url, "test")
 
 
-async def wait_for(pilot, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+async def wait_for(
+    pilot: Pilot[None], predicate: Callable[[], bool], timeout: float, what: str
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

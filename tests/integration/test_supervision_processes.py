@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import psutil
 import pytest
@@ -166,7 +167,7 @@ def test_scale_a_group_from_1_to_3_and_back_to_1(supervisor: Supervisor) -> None
     for name in ("worker-2", "worker-3"):
         pid = pids[name]
         assert pid is not None
-        wait_until(lambda pid=pid: gone(pid), 3, f"{name} to exit")
+        wait_until(partial(gone, pid), 3, f"{name} to exit")
 
 
 def test_an_unknown_command_backs_off_with_a_clear_message(supervisor: Supervisor) -> None:
