@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -183,7 +184,7 @@ def round_trip(app, url: str, redis_url: str, tmp: Path, rounds: int) -> list[di
                         daemon=True,
                     )
                     restarter.start()
-                    wait_until(lambda n=console_node: ping(app, n), 60, "the new worker")
+                    wait_until(partial(ping, app, console_node), 60, "the new worker")
                     answered_at = time.monotonic()
                     restarter.join(120)
                     assert outcome and "replaced" in outcome[0], outcome
@@ -191,13 +192,13 @@ def round_trip(app, url: str, redis_url: str, tmp: Path, rounds: int) -> list[di
                     pid = subprocess.run([*ctl, "pid", "gs"], capture_output=True, text=True)
                     old = int(pid.stdout.strip())
                     caller = subprocess.Popen([*ctl, "restart", "gs"], stdout=subprocess.DEVNULL)
-                    wait_until(lambda o=old: not _alive(o), 60, "the old worker gone")
+                    wait_until(partial(_gone, old), 60, "the old worker gone")
                     wait_until(lambda: ping(app, f"gs-1@{host}"), 60, "the new worker")
                     answered_at = time.monotonic()
                     caller.wait(60)
                 answered = answered_at - began
                 sender.join(60)
-                wait_until(lambda f=first: _done(redis_url, f), 120, "every task run")
+                wait_until(partial(_done, redis_url, first), 120, "every task run")
                 sampler.stop()
                 runs = _runs(redis_url, first)
                 results.append(
@@ -228,6 +229,10 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _gone(pid: int) -> bool:
+    return not _alive(pid)
 
 
 def _runs(redis_url: str, first: int) -> list[int]:

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -200,11 +201,13 @@ def _consumer(kind: str, launcher: Launcher, db: ClaimedDb, tmp: Path) -> Consol
     """A started consumer, subscribed to the events, pinned to core 1."""
     consumer: ConsoleUnderTest | Flower
     if kind == "console":
-        consumer = ConsoleUnderTest(launcher, db.url, tmp / "load", count_events=True)
-        wait_until(lambda c=consumer: _subscribed(c, db), 60, "the console subscribed")
+        console = ConsoleUnderTest(launcher, db.url, tmp / "load", count_events=True)
+        wait_until(lambda: _subscribed(console, db), 60, "the console subscribed")
+        consumer = console
     else:
-        consumer = Flower(launcher, db.url, tmp)
-        wait_until(lambda f=consumer: _answers(f) and _subscribed(f, db), 60, "Flower up")
+        flower = Flower(launcher, db.url, tmp)
+        wait_until(lambda: _answers(flower) and _subscribed(flower, db), 60, "Flower up")
+        consumer = flower
     pin(consumer.pid, 1)
     time.sleep(1)
     return consumer
@@ -287,11 +290,11 @@ def startup(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
     wait_until(lambda: all(ping(db.url, n) for n in names), 90, "4 workers answering")
     for run in range(plan.startup_runs):
         console = ConsoleUnderTest(launcher, db.url, tmp / f"start{run}", expect=4)
-        wait_until(lambda c=console: c.first_frame() > 0, 60, "the console's first frame")
+        wait_until(console.drawn, 60, "the console's first frame")
         out.add("startup console", console.first_frame() - console.started)
         console.stop()
         flower = Flower(launcher, db.url, tmp)
-        wait_until(lambda f=flower: f.lists_workers(names), 60, "Flower's workers", step=0.05)
+        wait_until(partial(flower.lists_workers, names), 60, "Flower's workers", step=0.05)
         out.add("startup flower", time.time() - flower.started)
         flower.stop()
         say(f"start-up run {run + 1}: console {out.get('startup console').values[-1]:.2f}s, "
