@@ -66,7 +66,14 @@ class RotatingLogFile:
 class OutputBuffer:
     """The last ``maxlen`` lines a program wrote, kept across its restarts; thread-safe."""
 
-    def __init__(self, maxlen: int, logfile: RotatingLogFile | None = None) -> None:
+    def __init__(
+        self,
+        maxlen: int,
+        logfile: RotatingLogFile | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock  # when each line arrived, shown by the `t` key
         self._lines: deque[str] = deque(maxlen=maxlen)
         self._times: deque[float] = deque(maxlen=maxlen)  # when each line arrived
         self._lock = threading.Lock()
@@ -76,7 +83,7 @@ class OutputBuffer:
 
     def feed_lines(self, lines: list[str]) -> None:
         """Append complete lines (without their newline)."""
-        now = time.time()
+        now = self._clock()
         with self._lock:
             self._lines.extend(lines)
             self.written += len(lines)

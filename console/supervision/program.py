@@ -6,6 +6,7 @@ import logging
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 
 from console.supervision.model import (
     EXIT_HISTORY,
@@ -48,8 +49,10 @@ class ProgramRunner:
         seq: int,
         number: int | None = None,
         autostart: bool = True,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self._wall_clock = wall_clock
         self.seq = seq
         self.number = number
         self.buffer = buffer
@@ -195,7 +198,7 @@ class ProgramRunner:
         self.process = process
         self.pgid = process.pgid
         self.laststart = now
-        self.started_wall = time.time()
+        self.started_wall = self._wall_clock()
         self.killed = False
         self.state = ProcessState.STARTING
         for fd in process.output_fds:
@@ -214,7 +217,7 @@ class ProgramRunner:
     def _finish(self, status: int, now: float) -> None:
         log.info("%s: exited: %s", self.name, format_exitstatus(status))
         self.process = None
-        self.exited_wall = time.time()
+        self.exited_wall = self._wall_clock()
         self.cpu_percent = self.rss_bytes = None
         ran = now - (self.laststart if self.laststart is not None else now)
         self._record_exit(status, ran)
@@ -241,7 +244,7 @@ class ProgramRunner:
         """Keep the exit, and mark it in the output (pane and log file) between two runs."""
         stopping = self.state is ProcessState.STOPPING
         expected = (stopping and not self.killed) or status in self.config.exitcodes
-        record = ExitRecord(time.time(), status, ran, expected)
+        record = ExitRecord(self._wall_clock(), status, ran, expected)
         self.exits.append(record)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.at))
         how = "stopped" if stopping and not self.killed else record.cause

@@ -24,6 +24,12 @@ class RollingRestartError(RuntimeError):
     """A rolling restart stopped because a replacement failed or did not become ready in time."""
 
 
+#: The clock of waits on threads (a condition, an event), which last real seconds: program
+#: states follow the injected clock, but a fake one that moves only when told to would make a
+#: deadline never come.
+real_seconds = time.monotonic
+
+
 class Supervisor:
     """Runs programs with supervisor's semantics; thread-safe, UI-free and broker-free.
 
@@ -35,12 +41,14 @@ class Supervisor:
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         spawner: Spawner | None = None,
         tick_interval: float = 0.1,
         idle_interval: float = 1.0,
         sample_interval: float = SAMPLE_INTERVAL,
     ) -> None:
         self._clock = clock
+        self._wall_clock = wall_clock  # when things happened, as shown to people
         self._spawner: Spawner = spawner if spawner is not None else PopenSpawner()
         self._tick_interval = tick_interval
         self._idle_interval = max(idle_interval, tick_interval)
@@ -77,7 +85,7 @@ class Supervisor:
                     config.logfile, config.logfile_maxbytes, config.logfile_backups
                 )
             self._seq += 1
-            buffer = OutputBuffer(config.log_lines, logfile)
+            buffer = OutputBuffer(config.log_lines, logfile, clock=self._wall_clock)
             self._buffers[config.name] = buffer
             self._programs[config.name] = ProgramRunner(
                 config,
@@ -87,6 +95,7 @@ class Supervisor:
                 seq=self._seq,
                 number=number,
                 autostart=autostart,
+                wall_clock=self._wall_clock,
             )
         self._wake.set()
 
@@ -229,12 +238,12 @@ class Supervisor:
 
     def wait_for(self, predicate: Callable[[list[ProcessSnapshot]], bool], timeout: float) -> bool:
         """Wait until ``predicate(snapshot())`` holds; False after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
+        deadline = real_seconds() + timeout
         with self._changed:
             while True:
                 if predicate(self.snapshot()):
                     return True
-                remaining = deadline - time.monotonic()
+                remaining = deadline - real_seconds()
                 if remaining <= 0:
                     return False
                 loop = self._loop_thread
@@ -354,7 +363,7 @@ class Supervisor:
         ready: Callable[[ProcessSnapshot], bool],
         timeout: float,
     ) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = real_seconds() + timeout
 
         def replaced(snapshots: list[ProcessSnapshot]) -> bool:
             runner = self._programs.get(name)
@@ -365,7 +374,7 @@ class Supervisor:
             return runner.spawns > spawns_before and runner.state is ProcessState.RUNNING
 
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - real_seconds()
             if remaining <= 0 or not self.wait_for(replaced, remaining):
                 raise RollingRestartError(f"{name} did not come back RUNNING within {timeout:g}s")
             snap = next((s for s in self.snapshot() if s.name == name), None)
@@ -375,9 +384,9 @@ class Supervisor:
                 raise RollingRestartError(f"{name} failed to start again: {snap.description}")
             if ready(snap):
                 return
-            if time.monotonic() >= deadline:
+            if real_seconds() >= deadline:
                 raise RollingRestartError(f"{name} was not ready within {timeout:g}s")
-            self._halt.wait(min(READY_POLL_INTERVAL, max(deadline - time.monotonic(), 0.0)))
+            self._halt.wait(min(READY_POLL_INTERVAL, max(deadline - real_seconds(), 0.0)))
 
     # -- shutdown ---------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from console.cluster import ClusterMonitor
 from console.cluster.monitor import FIRST_PING_TIMEOUT
 from console.runtime import ConsoleRuntime
 from console.settings import Settings
-from console.supervision.fakes import make_supervisor
 from tests.integration.test_outage_broker import PrivateRedis, private_redis
+from tests.supervision_support.fakes import make_supervisor
 
 __all__ = ["private_redis"]  # the fixture, imported for the tests below
 

@@ -20,7 +20,7 @@ from console.consolelog import close_console_log, setup_console_log
 from console.programs import worker_program
 from console.runtime import ConsoleRuntime, read_status
 from console.settings import Settings, WorkerGroup
-from console.supervision.fakes import make_supervisor
+from tests.supervision_support.fakes import make_supervisor
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,9 +6,9 @@ import json
 import time
 
 from console.runtime import STATUS_FILE, ConsoleRuntime
-from console.supervision.fakes import FakeClock
 from console.supervision.supervisor import Supervisor
 from tests.integration.test_own_workers import runtime  # noqa: F401 (fixture)
+from tests.supervision_support.fakes import FakeClock
 
 
 def test_failures_reach_the_data_and_the_status_file(

@@ -11,8 +11,8 @@ from celery import Celery
 
 from console.runtime import ConsoleRuntime, DashboardData, worker_node_name
 from console.settings import Settings, WorkerGroup
-from console.supervision.fakes import FakeClock, drive, make_supervisor
 from console.supervision.supervisor import Supervisor
+from tests.supervision_support.fakes import FakeClock, drive, make_supervisor
 
 
 @pytest.fixture

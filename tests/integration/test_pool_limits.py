@@ -19,8 +19,8 @@ from console.cluster import RemoteControl
 from console.cluster.control import PoolLimit
 from console.runtime import ConsoleRuntime
 from console.settings import Settings, WorkerGroup
-from console.supervision.fakes import make_supervisor
 from tests.cluster_support.app import make_app
+from tests.supervision_support.fakes import make_supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
 

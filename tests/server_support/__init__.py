@@ -14,7 +14,7 @@ from console.server.client import ServerClient
 from console.server.server import SupervisorServer
 from console.settings import Settings, WorkerGroup
 from console.supervision import Supervisor
-from console.supervision.fakes import FakeClock, FakeSpawner
+from tests.supervision_support.fakes import FakeClock, FakeSpawner
 
 
 @contextmanager

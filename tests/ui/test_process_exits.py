@@ -56,8 +56,8 @@ async def test_info_column_and_process_detail_show_the_exits() -> None:
 
 
 async def test_t_puts_the_arrival_time_before_every_output_line() -> None:
-    from console.supervision.fakes import make_supervisor, program
     from console.ui.app import LOG_TAIL
+    from tests.supervision_support.fakes import make_supervisor, program
     from tests.ui.test_ui_never_blocks import SupervisedDemo
 
     sup, _clock, _spawner = make_supervisor()

@@ -13,11 +13,11 @@ from celery import Celery
 from console.actions import Outcome
 from console.runtime import ConsoleRuntime
 from console.settings import Settings, WorkerGroup
-from console.supervision.fakes import make_supervisor
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource, demo_data
 from console.ui.modals import ConfirmScreen
 from console.ui.screens import TaskDetailScreen
+from tests.supervision_support.fakes import make_supervisor
 from tests.ui.test_keys import settled, until
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens: a broadcast would fail, not succeed

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from console.runtime import DashboardData
-from console.supervision.fakes import drive, make_supervisor, program
 from console.supervision.supervisor import Supervisor
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.tables import ProcessTable
+from tests.supervision_support.fakes import drive, make_supervisor, program
 from tests.ui.test_keys import settled, until
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
-from console.supervision.fakes import FakeClock, FakeProcess, FakeSpawner, program
 from console.supervision.model import ProgramConfig
 from console.supervision.supervisor import Supervisor
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.screens import LogScreen
+from tests.supervision_support.fakes import FakeClock, FakeProcess, FakeSpawner, program
 from tests.ui.test_keys import settled, until
 
 HOLD = 5.0

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from console.consolelog import audit, audited, close_console_log, setup_console_log
-from console.supervision.fakes import drive, make_supervisor, program
 from console.supervision.model import ProcessState
+from tests.supervision_support.fakes import drive, make_supervisor, program
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import pytest
 
 from console.reload import describe_change, restart_programs
 from console.settings import Settings, SettingsError, resolve_settings
-from console.supervision.fakes import Behaviour, drive, make_supervisor, program
 from console.supervision.model import ProcessState
 from console.supervision.supervisor import RollingRestartError
+from tests.supervision_support.fakes import Behaviour, drive, make_supervisor, program
 
 
 def settings_from(tmp_path: Path, body: str, *, reload: bool = False) -> Settings:

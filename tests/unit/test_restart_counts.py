@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from console.supervision.fakes import Behaviour, drive, make_supervisor, program
 from console.supervision.model import ProcessSnapshot, ProcessState
+from tests.supervision_support.fakes import Behaviour, drive, make_supervisor, program
 
 
 def one(sup) -> ProcessSnapshot:  # type: ignore[no-untyped-def]

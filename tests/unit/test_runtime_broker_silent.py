@@ -12,7 +12,7 @@ from console.broker.errors import BrokerUnavailable
 from console.broker.health import BrokerHealth
 from console.runtime import ConsoleRuntime
 from console.settings import Settings
-from console.supervision.fakes import make_supervisor
+from tests.supervision_support.fakes import make_supervisor
 
 URL = "redis://127.0.0.1:6379/15"  # never contacted: the probes are replaced
 

@@ -12,7 +12,7 @@ from celery import Celery
 
 from console.runtime import ConsoleRuntime
 from console.settings import Settings, WorkerGroup
-from console.supervision.fakes import make_supervisor
+from tests.supervision_support.fakes import make_supervisor
 
 URL = "redis://127.0.0.1:6379/15"  # never contacted: nothing here polls
 

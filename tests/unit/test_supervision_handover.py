@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from console.programs import alternate_node_name
-from console.supervision.fakes import Behaviour, FakeClock, drive, make_supervisor, program
 from console.supervision.model import ProcessSnapshot, ProcessState, ProgramConfig
 from console.supervision.supervisor import RollingRestartError, Supervisor
+from tests.supervision_support.fakes import Behaviour, FakeClock, drive, make_supervisor, program
 
 
 def worker(name: str = "worker-1", **options: object) -> ProgramConfig:

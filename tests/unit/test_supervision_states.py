@@ -8,10 +8,17 @@ from typing import Literal
 
 import pytest
 
-from console.supervision.fakes import Behaviour, FakeProcess, drive, make_supervisor, program
 from console.supervision.model import ProcessSnapshot, ProcessState, ProgramConfig
 from console.supervision.program import restart_delay
 from console.supervision.supervisor import Supervisor
+from tests.supervision_support.fakes import (
+    Behaviour,
+    FakeClock,
+    FakeProcess,
+    drive,
+    make_supervisor,
+    program,
+)
 
 
 def state(sup: Supervisor, name: str) -> ProcessState:
@@ -257,3 +264,18 @@ def test_shutdown_stops_everything_and_refuses_restarts() -> None:
     clock.advance(10)
     sup.tick()
     assert len(spawner.spawned) == 2
+
+
+def test_times_shown_come_from_the_injected_wall_clock() -> None:
+    wall = FakeClock()
+    wall.now = 1_800_000_000.0
+    sup, clock, spawner = make_supervisor(wall_clock=wall)
+    spawner.behaviours["w"] = Behaviour(exit_after=5.0, exit_status=3)
+    sup.add_program(program("w", startsecs=1.0, autorestart=False))
+    drive(sup, clock, lambda: state(sup, "w") is ProcessState.RUNNING)
+    assert snap(sup, "w").started_at == 1_800_000_000.0
+    wall.advance(42.0)
+    drive(sup, clock, lambda: state(sup, "w") is ProcessState.EXITED)
+    exited = snap(sup, "w")
+    assert exited.exited_at == 1_800_000_042.0
+    assert [e.at for e in exited.exits] == [1_800_000_042.0]

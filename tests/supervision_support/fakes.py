@@ -1,9 +1,10 @@
-"""Deterministic stand-ins for tests and UI snapshots: a manual clock and a spawner that
+"""Deterministic stand-ins for tests: a manual clock and a spawner that
 replays process histories without starting any process."""
 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -101,11 +102,14 @@ class FakeSpawner:
         return [p for who, _, p in self.spawned if who == name][-1]
 
 
-def make_supervisor() -> tuple[Supervisor, FakeClock, FakeSpawner]:
-    """A supervisor on a fake clock and spawner."""
+def make_supervisor(
+    wall_clock: Callable[[], float] = time.time,
+) -> tuple[Supervisor, FakeClock, FakeSpawner]:
+    """A supervisor on a fake clock and spawner (and ``wall_clock`` for the times it shows)."""
     clock = FakeClock()
     spawner = FakeSpawner(clock)
-    return Supervisor(clock=clock, spawner=spawner, tick_interval=0.005), clock, spawner
+    sup = Supervisor(clock=clock, wall_clock=wall_clock, spawner=spawner, tick_interval=0.005)
+    return sup, clock, spawner
 
 
 def drive(
