@@ -87,7 +87,7 @@ def publish(client: redis.Redis, db: int, events: int, rate: int) -> tuple[float
     return wall_start, time.time()
 
 
-def consume(kind: str, url: str, counter: Synchronized, ready: Any) -> None:  # type: ignore[type-arg]
+def consume(kind: str, url: str, counter: Synchronized[int], ready: Any) -> None:
     """Child process: run one consumer and copy its event count into ``counter``."""
     from celery import Celery
 

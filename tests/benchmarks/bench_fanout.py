@@ -104,7 +104,7 @@ def task_messages(first: int, count: int) -> Iterator[tuple[str, bytes]]:
     for i in range(first, first + count):
         task_id = f"{i:08x}-0000-4000-8000-{os.urandom(6).hex()}"
         host = WORKERS[i % len(WORKERS)]
-        common = {"utcoffset": 0, "uuid": task_id, "timestamp": now}
+        common: dict[str, Any] = {"utcoffset": 0, "uuid": task_id, "timestamp": now}
         work = dict(common, hostname=host, pid=1000 + i % len(WORKERS))
         clock = EVENTS_PER_TASK * i
         queue = "events.process_event"
@@ -139,8 +139,8 @@ def publish(
     port: int,
     rate: int,
     stop: Any,
-    counts: Synchronized,  # type: ignore[type-arg]
-    beats: Synchronized,  # type: ignore[type-arg]
+    counts: Synchronized[int],
+    beats: Synchronized[int],
 ) -> None:
     """Child process: publish ``rate`` tasks/s in 10 ms pipelines until ``stop`` is set."""
     client = redis.Redis(host="127.0.0.1", port=port)

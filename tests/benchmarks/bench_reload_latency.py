@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,11 @@ from tests.waiting import wait_until  # noqa: E402
 def worker_pid(rt: ConsoleRuntime) -> int | None:
     """The supervised worker's pid (None between processes)."""
     return next(s.pid for s in rt.supervisor.snapshot() if s.name == "worker-1")
+
+
+def replaced(rt: ConsoleRuntime, before: int | None) -> bool:
+    """Whether a worker other than ``before`` runs now."""
+    return worker_pid(rt) not in (before, None)
 
 
 def main() -> None:
@@ -71,7 +77,7 @@ def main() -> None:
                 expected = f"round {n}"
                 saved = time.monotonic()
                 save(package / "tasks.py", tasks_source(repr(expected)))
-                wait_until("a new worker", lambda b=before: worker_pid(rt) not in (b, None), 60)
+                wait_until("a new worker", partial(replaced, rt, before), 60)
                 got = rt.app.send_task(TASK).get(timeout=60)
                 took = time.monotonic() - saved
                 assert got == expected, (got, expected)

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -174,7 +175,7 @@ def round_trip(app, url: str, redis_url: str, tmp: Path, rounds: int) -> list[di
                         daemon=True,
                     )
                     restarter.start()
-                    wait_until("the new worker", lambda n=console_node: ping(app, n), 60)
+                    wait_until("the new worker", partial(ping, app, console_node), 60)
                     answered_at = time.monotonic()
                     restarter.join(120)
                     assert outcome and "replaced" in outcome[0], outcome
@@ -182,13 +183,13 @@ def round_trip(app, url: str, redis_url: str, tmp: Path, rounds: int) -> list[di
                     pid = subprocess.run([*ctl, "pid", "gs"], capture_output=True, text=True)
                     old = int(pid.stdout.strip())
                     caller = subprocess.Popen([*ctl, "restart", "gs"], stdout=subprocess.DEVNULL)
-                    wait_until("the old worker gone", lambda o=old: not _alive(o), 60)
+                    wait_until("the old worker gone", partial(_gone, old), 60)
                     wait_until("the new worker", lambda: ping(app, f"gs-1@{host}"), 60)
                     answered_at = time.monotonic()
                     caller.wait(60)
                 answered = answered_at - began
                 sender.join(60)
-                wait_until("every task run", lambda f=first: _done(redis_url, f), 120)
+                wait_until("every task run", partial(_done, redis_url, first), 120)
                 sampler.stop()
                 runs = _runs(redis_url, first)
                 results.append(
@@ -219,6 +220,10 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _gone(pid: int) -> bool:
+    return not _alive(pid)
 
 
 def _runs(redis_url: str, first: int) -> list[int]:

@@ -105,7 +105,7 @@ def fill_queue(bench: Bench, depth: int) -> None:
     app: Celery = make_app(bench.broker_url, bench.queue)
     app.send_task("bench.chatty", (LINES_PER_TASK,), queue=bench.queue)
     template = bench.client.lindex(bench.queue, 0)
-    assert template is not None
+    assert isinstance(template, bytes)  # the client does not decode responses
     raw = template.decode()
     message = json.loads(raw)
     ids = (message["headers"]["id"], message["properties"]["delivery_tag"])

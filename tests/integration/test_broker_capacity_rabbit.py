@@ -205,7 +205,7 @@ async def test_screen_shows_the_alarm_within_a_second_and_clears_it(
             watcher = runtime.capacity.watcher
             assert watcher is not None
             await seconds_until(
-                lambda: watcher.canaries > 0 and console.last_data, time.monotonic()
+                lambda: watcher.canaries > 0 and console.last_data is not None, time.monotonic()
             )
             took = await seconds_until(shown, memory_alarm.raise_())
             assert took < SHOWN_WITHIN, f"alarm shown after {took:.2f} s"

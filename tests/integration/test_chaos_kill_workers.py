@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -80,7 +81,7 @@ def test_random_sigkills_of_workers_and_pool_children_lose_no_event(
     try:
         while len(kills) < KILLS:
             dead = frozenset(v for _, _, v, _ in kills)
-            wait_until("every worker back RUNNING", lambda d=dead: all_running(runtime, d), 60)
+            wait_until("every worker back RUNNING", partial(all_running, runtime, dead), 60)
             time.sleep(rng.uniform(0.5, 2.0))  # spread the kills over the flow
             name = rng.choice(WORKERS)
             snap = snapshots(runtime)[name]

@@ -84,7 +84,13 @@ def test_status_json_has_the_documented_shape(
     assert broker["state"] == "connected" and broker["source"] == "--broker"
     assert broker["reason"] is None and broker["rtt_ms"] >= 0
     log_file = str(state_dir / "console.log")
-    console = {"running": False, "pid": None, "processes": [], "errors": {}, "log_file": log_file}
+    console: dict[str, object] = {
+        "running": False,
+        "pid": None,
+        "processes": [],
+        "errors": {},
+        "log_file": log_file,
+    }
     console["failures_5m"] = 0
     assert report["console"] == console
     assert all(set(q) == STATUS_QUEUE_KEYS for q in report["queues"])

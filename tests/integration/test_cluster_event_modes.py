@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_workers_mode_shows_heartbeats_and_receives_no_task_events(
             return shown if shown is not None and shown.online else None
 
         for mode in monitors:
-            wait_until(f"the worker online in {mode} mode", lambda m=mode: beating(m), 60)  # type: ignore[arg-type, misc]
+            wait_until(f"the worker online in {mode} mode", partial(beating, mode), 60)
 
         for n in range(QUICK_TASKS):
             app.send_task("cluster_test.add", args=[n, 1])
@@ -68,16 +69,14 @@ def test_workers_mode_shows_heartbeats_and_receives_no_task_events(
 
         # Heartbeats (every 2 s) carry the counts: one running, the quick ones processed.
         lean = monitors["workers"]
-        shown = wait_until(
-            "heartbeat counts in workers mode",
-            lambda: (
-                (w := beating("workers")) is not None
-                and w.active == 1
-                and w.processed >= QUICK_TASKS + 1
-                and w
-            ),
-            20,
-        )
+
+        def counted() -> WorkerInfo | None:
+            w = beating("workers")
+            if w is not None and w.active == 1 and w.processed >= QUICK_TASKS + 1:
+                return w
+            return None
+
+        shown = wait_until("heartbeat counts in workers mode", counted, 20)
         assert shown.last_heartbeat is not None
         snap = lean.snapshot()
         assert snap.events == "workers" and snap.active_tasks == []

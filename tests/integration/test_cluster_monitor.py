@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, WorkerInfo
+from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from tests.cluster_support.app import make_app
 from tests.waiting import wait_until
 
@@ -98,14 +98,14 @@ def test_monitor_sees_workers_tasks_and_controls_them(
         # active tasks while sleep tasks run, with name, worker and args
         sleeps = [app.send_task("cluster_test.sleep", args=[60]) for _ in range(4)]
 
-        def four_active() -> list[object] | None:
+        def four_active() -> list[TaskInfo] | None:
             active = [t for t in monitor.snapshot().active_tasks if t.state == "STARTED"]
             return active if len(active) == 4 else None
 
         for task in wait_until("4 running sleep tasks", four_active, 30):
-            assert task.name == "cluster_test.sleep"  # type: ignore[attr-defined]
-            assert task.worker and task.worker.startswith((w1p, w2p))  # type: ignore[attr-defined]
-            assert "60" in task.args  # type: ignore[attr-defined]
+            assert task.name == "cluster_test.sleep"
+            assert task.worker and task.worker.startswith((w1p, w2p))
+            assert "60" in task.args
         hosts = {w.hostname: w.active for w in monitor.snapshot().workers}
         assert sum(hosts.values()) == 4
 

@@ -89,7 +89,7 @@ def test_an_amqp_leader_whose_connection_died_cannot_claim(rabbitmq_url: str, un
         # The broker drops first's connection (as after missed heartbeats); first does not know.
         conn = first._conn
         assert conn is not None
-        conn.sock.close()  # type: ignore[union-attr]
+        conn.sock.close()
         assert becomes_leader(second), "the token was not handed over with the connection"
         assert second.last_slot("tick") == 10.0
         assert second.claim("tick", 11.0)

@@ -7,7 +7,7 @@ import redis
 from tests.integration.test_cli_headless import cli_env, run  # noqa: F401 (fixture)
 
 
-def keys(url: str) -> set[bytes]:
+def keys(url: str) -> set[bytes | str]:
     client = redis.Redis.from_url(url)
     try:
         return set(client.keys("*"))

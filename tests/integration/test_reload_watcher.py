@@ -54,9 +54,21 @@ def tree(tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     return package
 
 
-def start_reloader(package: Path, calls: Calls, **settings: object) -> CodeReloader:
+def start_reloader(
+    package: Path,
+    calls: Calls,
+    *,
+    reload_paths: tuple[Path, ...] = (),
+    reload_patterns: tuple[str, ...] = ("*.py",),
+) -> CodeReloader:
     """A started reloader on ``package`` that has registered its watches."""
-    config = Settings(broker=None, broker_source="test", app=f"{package.name}.app", **settings)
+    config = Settings(
+        broker=None,
+        broker_source="test",
+        app=f"{package.name}.app",
+        reload_paths=reload_paths,
+        reload_patterns=reload_patterns,
+    )
     reloader = CodeReloader(config, calls)
     reloader.start()
     assert reloader.watching.wait(30), "the watcher did not start"

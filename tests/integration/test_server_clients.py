@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,14 +207,19 @@ def test_clients_are_told_why_the_server_went_away(redis_url: str, state_dir: Pa
 
 
 def test_watched_output_is_pushed_when_it_grows_and_never_asked_again(
-    redis_url: str, state_dir: Path
+    redis_url: str, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with inprocess_server(redis_url, state_dir) as server:
         source = RemoteSource(client_of(server), server.settings, read_only=False)
         assert source.output("worker-1", 500) == []  # asks once: the server now watches it
         asked: list[str] = []
         real = source.client.request
-        source.client.request = lambda op, *a, **k: asked.append(op) or real(op, *a, **k)
+
+        def spying(op: str, *args: Any, **kwargs: Any) -> Any:
+            asked.append(op)
+            return real(op, *args, **kwargs)
+
+        monkeypatch.setattr(source.client, "request", spying)
         server.runtime.supervisor._buffers["worker-1"].feed_lines(["one", "two"])
         wait_until("the push", lambda: source.output("worker-1", 500) == ["one", "two"], 10)
         server.runtime.supervisor._buffers["worker-1"].feed_lines(["three"])

@@ -29,7 +29,8 @@ class Served:
 
     def __init__(self, env: dict[str, str], proc: subprocess.Popen[str], log: Path) -> None:
         self.env = env
-        self.proc = proc
+        # The server, or a TUI on a pseudo-terminal in its place (a bytes Popen).
+        self.proc: subprocess.Popen[str] | subprocess.Popen[bytes] = proc
         self.log = log
         self.seen: set[int] = set()
 

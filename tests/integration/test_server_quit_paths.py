@@ -20,7 +20,11 @@ async def test_ctrl_c_detaches_and_palette_quit_stops_the_server(
         async with first.run_test(size=(150, 30)) as one, second.run_test(size=(150, 30)) as two:
             for app, pilot in ((first, one), (second, two)):
                 table = app.query_one(ProcessTable)
-                await until(pilot, lambda t=table: t.row_keys() == ["worker-1"], "worker-1", 30)
+
+                def listed(t: ProcessTable = table) -> bool:
+                    return t.row_keys() == ["worker-1"]
+
+                await until(pilot, listed, "worker-1", 30)
             await one.press("ctrl+c")
             await until(one, lambda: first.detached and not first.is_running, "detached")
             assert not server.stopping.is_set(), "ctrl+c must leave the programs running"

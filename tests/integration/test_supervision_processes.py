@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import psutil
 import pytest
@@ -158,7 +159,7 @@ def test_scale_a_group_from_1_to_3_and_back_to_1(supervisor: Supervisor) -> None
     for name in ("worker-2", "worker-3"):
         pid = pids[name]
         assert pid is not None
-        wait_until(f"{name} to exit", lambda pid=pid: gone(pid), 3)
+        wait_until(f"{name} to exit", partial(gone, pid), 3)
 
 
 def test_an_unknown_command_backs_off_with_a_clear_message(supervisor: Supervisor) -> None:

@@ -41,7 +41,7 @@ class RecordingApp(ConsoleApp):
         super().__init__(source, live=True)
         self.said: list[str] = []
 
-    def notify(self, message: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def notify(self, message: Any, **kwargs: Any) -> None:
         """Record, then notify as usual."""
         self.said.append(str(message))
         super().notify(message, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from console.ui.app import ConsoleApp
 from console.ui.dashboard import binding_sections, palette_commands
@@ -119,7 +120,7 @@ async def test_sort_filter_help_and_logs() -> None:
         assert len(queues.visible_rows()) == 4
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
-        listed = app.screen.query_one("#keys").row_count
+        listed = app.screen.query_one("#keys", DataTable).row_count
         assert listed == sum(len(b) for _, b in binding_sections())
         await pilot.press("escape", "l")
         await until(pilot, lambda: isinstance(app.screen, LogScreen), "logs")

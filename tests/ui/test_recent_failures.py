@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from console.cluster import TaskInfo
 from console.failures import RecentFailures, failures_since
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource, demo_data
@@ -16,7 +17,7 @@ from tests.waiting import until
 def test_failures_are_kept_newest_first_bounded_and_without_tracebacks() -> None:
     base = demo_data("main").active_tasks[2]  # has an exception and a traceback
     keep = RecentFailures(limit=3)
-    seen = ()
+    seen: tuple[TaskInfo, ...] = ()
     for n in range(5):
         failed = replace(base, uuid=f"u{n}", state="FAILURE", finished=1000.0 + n)
         seen = keep.update([failed, replace(base, uuid=f"ok{n}", state="SUCCESS")])

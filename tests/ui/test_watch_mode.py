@@ -200,12 +200,14 @@ async def test_remote_keys_confirm_and_show_the_reply() -> None:
 
         await pilot.press("u")
         await until(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue dialog")
+        assert isinstance(app.screen, QueueScreen)
         assert "default" in app.screen.choices  # not consumed by worker-1 yet
         assert "events.process_event" not in app.screen.choices
         await pilot.press(*"default", "enter")
         await until(pilot, lambda: "consume default worker-1@alpha" in said(app), "consume")
         await pilot.press("U")
         await until(pilot, lambda: isinstance(app.screen, QueueScreen), "the queue dialog")
+        assert isinstance(app.screen, QueueScreen)
         assert app.screen.choices == ["events.process_event", "events.save_event"]
         await pilot.press("escape")
         await pilot.pause()
@@ -213,6 +215,7 @@ async def test_remote_keys_confirm_and_show_the_reply() -> None:
 
         await pilot.press("S")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert isinstance(app.screen, ConfirmScreen)
         assert "worker-1@alpha" in app.screen.question
         await pilot.press("n")
         await pilot.pause()

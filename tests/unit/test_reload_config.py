@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 
 from console.reload import describe_change, restart_programs
-from console.settings import SettingsError, resolve_settings
+from console.settings import Settings, SettingsError, resolve_settings
 from console.supervision.model import ProcessState
 from console.supervision.supervisor import RollingRestartError
 from tests.supervision_support.fakes import Behaviour, drive, make_supervisor, program
 
 
-def settings_from(tmp_path: Path, body: str, **kwargs: object):
+def settings_from(tmp_path: Path, body: str, *, reload: bool = False) -> Settings:
     conf = tmp_path / "sentry.conf.py"
     conf.write_text(body)
     env = {"SENTRY_CONF": str(conf), "SENTRY_CONSOLE_STATE_DIR": str(tmp_path)}
-    return resolve_settings(env=env, **kwargs)  # type: ignore[arg-type]
+    return resolve_settings(env=env, reload=reload)
 
 
 def test_reload_is_off_by_default_and_the_flag_turns_it_on(tmp_path: Path) -> None:

@@ -6,23 +6,24 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from console.supervision.model import ProcessSnapshot, ProcessState, ProgramConfig
-from console.supervision.supervisor import RollingRestartError
-from tests.supervision_support.fakes import Behaviour, drive, make_supervisor, program
+from console.supervision.supervisor import RollingRestartError, Supervisor
+from tests.supervision_support.fakes import Behaviour, FakeClock, drive, make_supervisor, program
 
 
 def worker(n: int) -> ProgramConfig:
     return program(f"worker-{n}", group="worker", startsecs=1.0)
 
 
-def names(sup) -> list[str]:
+def names(sup: Supervisor) -> list[str]:
     return [s.name for s in sup.snapshot()]
 
 
-def all_running(sup) -> bool:
+def all_running(sup: Supervisor) -> bool:
     return all(s.state is ProcessState.RUNNING for s in sup.snapshot())
 
 
@@ -65,7 +66,13 @@ def test_scale_down_waits_for_a_warm_stop_and_numbers_are_not_reused_meanwhile()
 class _Driver:
     """Runs a rolling restart in a thread while this thread moves the fake clock."""
 
-    def __init__(self, sup, clock, ready, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        sup: Supervisor,
+        clock: FakeClock,
+        ready: Callable[[ProcessSnapshot], bool],
+        timeout: float = 30.0,
+    ) -> None:
         self.error: BaseException | None = None
         self.clock = clock
 

@@ -12,7 +12,7 @@ import pytest
 from console.programs import alternate_node_name
 from console.supervision.model import ProcessSnapshot, ProcessState, ProgramConfig
 from console.supervision.supervisor import RollingRestartError, Supervisor
-from tests.supervision_support.fakes import Behaviour, drive, make_supervisor, program
+from tests.supervision_support.fakes import Behaviour, FakeClock, drive, make_supervisor, program
 
 
 def worker(name: str = "worker-1", **options: object) -> ProgramConfig:
@@ -22,7 +22,13 @@ def worker(name: str = "worker-1", **options: object) -> ProgramConfig:
 class Replacing:
     """Runs ``replace_running`` in a thread while the test moves the fake clock."""
 
-    def __init__(self, sup: Supervisor, clock, config, ready: Callable[[ProcessSnapshot], bool]):
+    def __init__(
+        self,
+        sup: Supervisor,
+        clock: FakeClock,
+        config: ProgramConfig,
+        ready: Callable[[ProcessSnapshot], bool],
+    ) -> None:
         self.error: BaseException | None = None
         self.clock = clock
 

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import itertools
 import signal
+from typing import Literal
 
 import pytest
 
-from console.supervision.model import ProcessState
+from console.supervision.model import ProcessSnapshot, ProcessState, ProgramConfig
 from console.supervision.program import restart_delay
+from console.supervision.supervisor import Supervisor
 from tests.supervision_support.fakes import (
     Behaviour,
     FakeClock,
+    FakeProcess,
     drive,
     make_supervisor,
     program,
 )
 
 
-def state(sup, name: str) -> ProcessState:
+def state(sup: Supervisor, name: str) -> ProcessState:
     return next(s.state for s in sup.snapshot() if s.name == name)
 
 
-def snap(sup, name: str):
+def snap(sup: Supervisor, name: str) -> ProcessSnapshot:
     return next(s for s in sup.snapshot() if s.name == name)
 
 
@@ -91,7 +94,9 @@ def test_starting_becomes_running_after_startsecs() -> None:
         ("unexpected", 2, False),  # 2 is listed in exitcodes
     ],
 )
-def test_exit_from_running_follows_autorestart(autorestart, status: int, restarts: bool) -> None:
+def test_exit_from_running_follows_autorestart(
+    autorestart: bool | Literal["unexpected"], status: int, restarts: bool
+) -> None:
     sup, clock, spawner = make_supervisor()
     spawner.behaviours["w"] = Behaviour(exit_after=60.0, exit_status=status)
     sup.add_program(program("w", autorestart=autorestart, exitcodes=(0, 2)))
@@ -235,7 +240,7 @@ def test_autostart_off_and_unknown_names() -> None:
 def test_spawn_error_counts_as_a_failed_start() -> None:
     sup, _, spawner = make_supervisor()
 
-    def broken(config):
+    def broken(config: ProgramConfig) -> FakeProcess:
         raise FileNotFoundError(2, "No such file or directory")
 
     spawner.spawn = broken  # type: ignore[method-assign]

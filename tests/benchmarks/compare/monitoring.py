@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -201,11 +202,13 @@ def _consumer(kind: str, launcher: Launcher, db: ClaimedDb, tmp: Path) -> Consol
     """A started consumer, subscribed to the events, pinned to core 1."""
     consumer: ConsoleUnderTest | Flower
     if kind == "console":
-        consumer = ConsoleUnderTest(launcher, db.url, tmp / "load", count_events=True)
-        wait_until("the console subscribed", lambda c=consumer: _subscribed(c, db), 60)
+        console = ConsoleUnderTest(launcher, db.url, tmp / "load", count_events=True)
+        wait_until("the console subscribed", lambda: _subscribed(console, db), 60)
+        consumer = console
     else:
-        consumer = Flower(launcher, db.url, tmp)
-        wait_until("Flower up", lambda f=consumer: _answers(f) and _subscribed(f, db), 60)
+        flower = Flower(launcher, db.url, tmp)
+        wait_until("Flower up", lambda: _answers(flower) and _subscribed(flower, db), 60)
+        consumer = flower
     pin(consumer.pid, 1)
     time.sleep(1)
     return consumer
@@ -288,11 +291,11 @@ def startup(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
     wait_until("4 workers answering", lambda: all(ping(db.url, n) for n in names), 90)
     for run in range(plan.startup_runs):
         console = ConsoleUnderTest(launcher, db.url, tmp / f"start{run}", expect=4)
-        wait_until("the console's first frame", lambda c=console: c.first_frame() > 0, 60)
+        wait_until("the console's first frame", console.drawn, 60)
         out.add("startup console", console.first_frame() - console.started)
         console.stop()
         flower = Flower(launcher, db.url, tmp)
-        wait_until("Flower's workers", lambda f=flower: f.lists_workers(names), 60, step=0.05)
+        wait_until("Flower's workers", partial(flower.lists_workers, names), 60, step=0.05)
         out.add("startup flower", time.time() - flower.started)
         flower.stop()
         say(f"start-up run {run + 1}: console {out.get('startup console').values[-1]:.2f}s, "

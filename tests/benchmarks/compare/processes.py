@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,7 @@ def restart(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
             runtime.restart("worker-1")  # returns once the replacement answers a ping
             # The replacement runs beside the old worker under the slot's other node name.
             ours = f"rw-1-b@{host}" if run % 2 == 0 else f"rw-1@{host}"
-            wait_until(f"{ours} answering", lambda n=ours: ping(db.url, n, 0.25), 60, step=0)
+            wait_until(f"{ours} answering", partial(ping, db.url, ours, 0.25), 60, step=0)
             out.add("restart console", time.monotonic() - began)
             out.add("restart supervisord", _supervisorctl_restart(ctl, db.url, "w", theirs["w"]))
             out.add(
@@ -154,7 +155,9 @@ def restart(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resul
 def message_template(app: Celery, db: ClaimedDb) -> dict[str, Any]:
     """One ``bench.tick`` message as kombu puts it on Redis (sent while nothing consumes)."""
     app.send_task("bench.tick", queue=QUEUES[0])
-    template: dict[str, Any] = json.loads(db.client.rpop(QUEUES[0]) or b"{}")
+    raw = db.client.rpop(QUEUES[0])
+    assert not isinstance(raw, list)  # no count given: one message or None
+    template: dict[str, Any] = json.loads(raw or b"{}")
     return template
 
 
@@ -231,7 +234,7 @@ def overhead(plan: Plan, launcher: Launcher, db: ClaimedDb, tmp: Path, out: Resu
                     template,
                     plan.overhead_tasks,
                     nodes,
-                    lambda c=console: c.first_frame() > 0,
+                    console.drawn,
                     watch=console.pid,
                 )
                 out.add("overhead console cpu", cpu)

@@ -47,6 +47,10 @@ class ConsoleUnderTest:
         """Wall time of the first frame listing the expected workers (0 until then)."""
         return read_marks(self.marks)[1]
 
+    def drawn(self) -> bool:
+        """Whether the first frame listing the expected workers is out."""
+        return self.first_frame() > 0
+
     def stop(self) -> None:
         """Quit as an operator would (warm shutdown of its children), then kill the group."""
         self.launcher.stop(self.proc, grace=20)
