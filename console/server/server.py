@@ -44,6 +44,9 @@ MAX_WATCHES = 4
 MAX_QUEUED = 10_000
 """Replies and followed lines queued for one client before it counts as stuck."""
 SEND_TIMEOUT = 5.0
+CLOSE_GRACE = 2.0
+"""Seconds :meth:`SupervisorServer.close` waits for its last words to reach the clients (the
+process exits right after, and a reply still queued would be lost with it)."""
 """A client that takes no bytes for this long is dropped."""
 
 
@@ -368,9 +371,13 @@ class SupervisorServer:
             listener.close()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-        for conn in self.clients():
+        clients = self.clients()
+        for conn in clients:
             conn.send({"type": "bye", "message": self.stop_reason})
             conn.finish()
+        deadline = time.monotonic() + CLOSE_GRACE
+        for conn in clients:  # a client that stopped reading costs at most the grace
+            conn.closed.wait(max(0.0, deadline - time.monotonic()))
 
     def follow(self, conn: Connection, name: str, cursor: tuple[int, int]) -> None:
         """Push a program's new output lines to a client until it goes away."""

@@ -200,7 +200,10 @@ def test_clients_are_told_why_the_server_went_away(redis_url: str, state_dir: Pa
         operator = client_of(server)
         reply = operator.request("shutdown", timeout=30)
         assert reply["result"]["outcome"] == "done"
-        server.close()  # what serve() does once the loop has ended
+        connections = server.clients()
+        server.close()  # what serve() does once the loop has ended; the process exits next
+        # Everything queued for the clients (the shutdown reply, the goodbye) went out first.
+        assert connections and all(c.closed.is_set() for c in connections)
         with pytest.raises(ServerGone, match=r"the server stopped \(shutdown by \w+\)"):
             for _ in range(50):
                 watcher.poll()
