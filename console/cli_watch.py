@@ -16,10 +16,10 @@ from dataclasses import replace
 from typing import Any
 
 import click
-from celery.utils.nodenames import nodesplit
 
 from console.actions import ActionResult, Outcome
 from console.appref import load_app
+from console.cluster.models import host_of
 from console.runtime import ConsoleRuntime, DashboardData
 from console.settings import EVENT_MODES, Settings
 
@@ -45,11 +45,6 @@ def watching(settings: Settings) -> Iterator[ConsoleRuntime]:
         yield runtime
     finally:
         runtime.shutdown()
-
-
-def host_of(node: str) -> str:
-    """The host part of a Celery node name (``worker-1@web3`` is ``web3``)."""
-    return nodesplit(node)[1] or node
 
 
 def watch_json(data: DashboardData) -> dict[str, Any]:

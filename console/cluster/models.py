@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from celery.utils.nodenames import nodesplit
+
+
+def host_of(node: str) -> str:
+    """The host part of a Celery node name (``worker-1@web3`` is ``web3``)."""
+    return nodesplit(node)[1] or node
+
+
 #: Task states in which a task still occupies a worker.
 ACTIVE_STATES = frozenset({"RECEIVED", "STARTED"})
 #: Task states after which nothing more is expected.

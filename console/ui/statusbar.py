@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
+from console.cluster.models import host_of
 from console.runtime import DashboardData
 from console.supervision import ProcessState
 from console.ui import format as fmt
 from console.ui.capacity import memory_rank, memory_text
-from console.ui.workers import host_of
 
 _FAILING = (ProcessState.BACKOFF, ProcessState.FATAL)
 _USERINFO = re.compile(r"^(?P<scheme>[a-z+]+)://[^/@]*@")

@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 
 from console.cluster import WorkerInfo
+from console.cluster.models import host_of
 from console.ui.livetable import Cell
 from console.ui.tables import Column, Row, SyncTable, num, sort_key
 
@@ -28,11 +29,6 @@ A supervising console opens the hosts of its own workers and folds the others.""
 OPEN, FOLDED = "▾", "▸"
 QUEUES_WIDTH = 40
 """A worker's queues show by name up to this many characters, else counted (``/`` finds them)."""
-
-
-def host_of(node: str) -> str:
-    """The host part of a Celery node name (``worker-1@web3`` is ``web3``)."""
-    return nodesplit(node)[1] or node
 
 
 class WorkerTable(SyncTable):
