@@ -83,6 +83,9 @@ class Context:
         self.app_path: str | None = None
         self.broker_flag: str | None = None
         self.ctl_read_only = False
+        self.ctl_no_wait = False
+        self.ctl_timeout = 600.0
+        self.ctl_key: str | None = None
 
     @contextmanager
     def broker(self) -> Iterator[Settings]:

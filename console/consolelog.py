@@ -37,6 +37,22 @@ audit_log = log.getChild("audit")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """A rotating log whose every file, the first and each one after a rotation, is 0600."""
+
+    def _open(self) -> Any:
+        stream = open(  # noqa: SIM115 - the handler owns the stream
+            self.baseFilename,
+            self.mode,
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=lambda path, flags: os.open(path, flags, 0o600),
+        )
+        with contextlib.suppress(OSError):
+            os.chmod(self.baseFilename, 0o600)  # made before, with the umask
+        return stream
+
+
 class RedactingFormatter(logging.Formatter):
     """Formats records, then replaces any URL password (in messages and tracebacks) by ***."""
 
@@ -65,13 +81,13 @@ def setup_console_log(
         ):
             return path
     state_dir.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler = PrivateRotatingFileHandler(
+        path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+    )
     handler.setFormatter(RedactingFormatter(FORMAT))
     close_console_log()
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o600)  # the audit trail is the operator's business
     return path
 
 

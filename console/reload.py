@@ -237,7 +237,10 @@ def restart_programs(supervisor: Supervisor, roll: Callable[[str], object]) -> l
     for group, members in groups.items():
         if len(members) > 1:
             try:
-                roll(group)
+                result = roll(group)
             except (RollingRestartError, KeyError) as exc:
                 problems.append(f"{group}: {exc}")
+                continue
+            if getattr(result, "ok", True) is False:  # an ActionResult that failed
+                problems.append(str(getattr(result, "message", result)))
     return problems

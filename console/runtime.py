@@ -32,6 +32,7 @@ from console.consolelog import audited, log_path, setup_console_log
 from console.cron.role import with_cron_role
 from console.failures import FAILURE_WINDOW, RecentFailures, failures_since
 from console.handover import WorkerHandover
+from console.jobs import JobQueue, JobView, action
 from console.ownworkers import OwnWorkers
 from console.programs import (
     CRON,
@@ -80,6 +81,8 @@ class DashboardData:
     """The last failed tasks, newest first, without their tracebacks."""
     events: str = "all"
     """Events subscribed to: ``all``, or ``workers`` (no task events: no active tasks shown)."""
+    jobs: tuple[JobView, ...] = ()
+    """Actions queued or running, oldest first, then the last few that finished."""
 
 
 def worker_node_name(group: WorkerGroup, n: int) -> str:
@@ -163,6 +166,8 @@ class ConsoleRuntime(WorkerActions):
         self.last_reload: str | None = None
         """What the last reload did, e.g. ``reloaded: tasks.py changed`` (None before one)."""
         self.handover = WorkerHandover(settings, self.supervisor, self.control)
+        self.jobs = JobQueue(on_change=self.wakeup.set)
+        """Every action, from any client, the reloader or a key, runs here one at a time."""
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -184,6 +189,7 @@ class ConsoleRuntime(WorkerActions):
     @audited("stop everything")
     def shutdown(self) -> None:
         """Warm-stop every child, then stop the monitors; safe to call twice."""
+        self.jobs.close()
         if self._reloader is not None:
             self._reloader.stop()
         self.supervisor.shutdown()
@@ -245,9 +251,16 @@ class ConsoleRuntime(WorkerActions):
                 errors=cluster.errors,
                 capacity=capacity,
                 failures=self._failures.update(cluster.recent_tasks),
+                jobs=self.job_views(),
             )
             self._write_status(data)
             return data
+
+    def job_views(self, finished: int = 3) -> tuple[JobView, ...]:
+        """What a screen shows of the jobs: those queued or running, and the last finished."""
+        active = self.jobs.active()
+        done = [j for j in self.jobs.recent(finished + len(active)) if j.state.finished]
+        return (*active, *done[:finished])
 
     def _poll_queues(self, cluster: ClusterSnapshot, names: list[str]) -> tuple[QueueRow, ...]:
         assert self.settings.broker is not None
@@ -289,7 +302,7 @@ class ConsoleRuntime(WorkerActions):
         return self.supervisor.output(name, last, stamps)
 
     # actions (blocking; run them off the UI thread) ----------------------------------------
-    @audited("restart {name}")
+    @action("restart {name}")
     def restart(self, name: str) -> ActionResult:
         """Restart one program; a running worker is replaced start-first, with no gap."""
         try:
@@ -302,13 +315,13 @@ class ConsoleRuntime(WorkerActions):
         self.supervisor.restart(name)
         return ActionResult.done(f"restarting {name}")
 
-    @audited("stop {name}")
+    @action("stop {name}")
     def stop(self, name: str) -> ActionResult:
         """Stop one program (warm shutdown)."""
         self.supervisor.stop(name)
         return ActionResult.done(f"stopping {name}")
 
-    @audited("start {name}")
+    @action("start {name}")
     def start_program(self, name: str) -> ActionResult:
         """Start one program (also leaves FATAL)."""
         self.supervisor.start(name)
@@ -321,7 +334,7 @@ class ConsoleRuntime(WorkerActions):
             return self.stop(name)
         return self.start_program(name)
 
-    @audited("toggle cron")
+    @action("toggle cron")
     def toggle_cron(self) -> ActionResult:
         """Run or stop the cron process."""
         names = {p.name for p in self.supervisor.snapshot()}
@@ -340,7 +353,7 @@ class ConsoleRuntime(WorkerActions):
         """How many processes a worker group is meant to have now."""
         return self._counts[name]
 
-    @audited("scale {delta:+d}")
+    @action("scale {delta:+d}")
     @holding("_scale_lock")  # the count and the supervisor's change go together, in order
     def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
         """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
@@ -355,14 +368,16 @@ class ConsoleRuntime(WorkerActions):
         self.supervisor.scale(group.name, count, lambda n: worker_program(self.settings, group, n))
         return ActionResult.done(f"{group.name}: scaling to {count}")
 
-    @audited("rolling restart")
+    @action("rolling restart {group_name}")
     def rolling_restart(self, group_name: str | None = None) -> ActionResult:
         """Replace a group's workers one at a time, each replacement answering a ping before
         the process it replaces stops (members not running are simply restarted)."""
         group = self.group(group_name)
         states = {s.name: s.state for s in self.supervisor.snapshot()}
+        members = self.supervisor.group_members(group.name)
         try:
-            for name in self.supervisor.group_members(group.name):
+            for done, name in enumerate(members):
+                self.jobs.progress(f"{group.name}: {done}/{len(members)} replaced, now {name}")
                 if states.get(name) is not ProcessState.STOPPED and not self.handover.restart(name):
                     self.supervisor.restart(name)
         except RollingRestartError as exc:
@@ -374,7 +389,7 @@ class ConsoleRuntime(WorkerActions):
         """The detail of one task as the cluster monitor last saw it."""
         return self.monitor.task(uuid)
 
-    @audited("purge {queue}")
+    @action("purge {queue}")
     def purge(self, queue: str) -> ActionResult:
         """Delete every message waiting in one of the app's queues."""
         known = app_queue_names(self.app)
@@ -389,7 +404,14 @@ class ConsoleRuntime(WorkerActions):
         return ActionResult.done(f"purged {removed} messages from {queue}")
 
     def reload_code(self, changed: Sequence[Path]) -> str:
-        """Restart workers and cron after a source change (warm stop; rolling in big groups)."""
+        """Restart workers and cron after a source change (warm stop; rolling in big groups),
+        as one job like any other action; the reloader waits for it."""
+        result = self.jobs.run(
+            f"reload ({describe_change(changed)})", lambda: self._reload(changed), who="reloader"
+        )
+        return result.message
+
+    def _reload(self, changed: Sequence[Path]) -> ActionResult:
         note = f"reloaded: {describe_change(changed)}"
         self.last_reload = note
         reload_log.info("%s (%s)", note, ", ".join(map(str, changed)))
@@ -398,11 +420,14 @@ class ConsoleRuntime(WorkerActions):
             note = f"reload stopped: {problems[0]}"
             self.last_reload = note
             reload_log.warning("%s", note)
-        return note
+            return ActionResult.failed(note)
+        return ActionResult.done(note)
 
     @audited("stop everything now")
     def shutdown_now(self) -> None:
-        """Stop every child without waiting for tasks in flight (they return to their queue)."""
+        """Stop every child without waiting for tasks in flight (they return to their queue);
+        during a warm stop already under way, its programs get their hard stop at once."""
+        self.jobs.close()
         self.supervisor.shutdown(timeout=1.0)
         self.shutdown()
 

@@ -10,7 +10,7 @@ from console.actions import ActionResult
 from console.cluster import ClusterMonitor, RemoteControl, RemoteControlError
 from console.cluster.control import PoolLimit
 from console.cluster.models import FINISHED_STATES
-from console.consolelog import audited
+from console.jobs import action
 
 
 class WorkerActions:
@@ -19,7 +19,7 @@ class WorkerActions:
     control: RemoteControl
     monitor: ClusterMonitor
 
-    @audited("revoke {uuid} (terminate: {terminate})")
+    @action("revoke {uuid} (terminate: {terminate})")
     def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
         """Revoke a task everywhere; with ``terminate`` also kill it where it runs."""
         known = self.monitor.task(uuid)
@@ -36,7 +36,7 @@ class WorkerActions:
         where = f" on {known.worker}" if known is not None and known.worker else ""
         return ActionResult.done(f"{verb} {uuid[:8]}{where}: {_confirmed(confirmed)}")
 
-    @audited("pool {hostname} {delta:+d}")
+    @action("pool {hostname} {delta:+d}")
     def pool(self, hostname: str, delta: int) -> ActionResult:
         """Grow (delta > 0) or shrink a worker's pool through remote control, local or remote."""
         try:
@@ -51,7 +51,7 @@ class WorkerActions:
         self.monitor.refresh_detail()  # the pool column follows now, not a detail round later
         return ActionResult.done(f"{hostname}: {reply}")
 
-    @audited("pool restart {hostname}")
+    @action("pool restart {hostname}")
     def pool_restart(self, hostname: str) -> ActionResult:
         """Replace a worker's pool processes (only where the worker allows pool restarts)."""
         try:
@@ -60,7 +60,7 @@ class WorkerActions:
             return _refusal_or_failure(hostname, exc)
         return ActionResult.done(f"{hostname}: {reply}")
 
-    @audited("consume {hostname} {queue} ({on})")
+    @action("consume {hostname} {queue} ({on})")
     def consume(self, hostname: str, queue: str, on: bool = True) -> ActionResult:
         """Start (``on``) or stop consuming ``queue`` on one worker."""
         try:
@@ -73,7 +73,7 @@ class WorkerActions:
         self.monitor.refresh_detail()  # the queues column follows now
         return ActionResult.done(f"{hostname}: {reply}")
 
-    @audited("warm shutdown {hostname}")
+    @action("warm shutdown {hostname}")
     def shutdown_worker(self, hostname: str) -> ActionResult:
         """Ask one worker for a warm shutdown: it finishes its tasks, then goes offline."""
         try:

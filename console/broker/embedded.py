@@ -11,11 +11,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
-import hashlib
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import threading
 import time
@@ -28,7 +26,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-SUN_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
+from console import statedir
+
+SUN_PATH_MAX = statedir.SUN_PATH_MAX
 PR_SET_PDEATHSIG = 1
 _POLL_INTERVAL = 0.02
 
@@ -54,31 +54,21 @@ def default_state_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (parents as needed) and make sure it is a 0700 directory this user owns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        raise EmbeddedBrokerError(f"{path} is not a directory")
-    if info.st_uid != os.getuid():
-        raise EmbeddedBrokerError(f"{path} belongs to another user")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700)
-    return path
+    """Create ``path`` and make sure it is a 0700 directory this user owns (one place:
+    :func:`console.statedir.ensure_private_dir`), as an :class:`EmbeddedBrokerError`."""
+    try:
+        return statedir.ensure_private_dir(path)
+    except statedir.StateDirError as exc:
+        raise EmbeddedBrokerError(str(exc)) from None
 
 
 def socket_path_for(state_dir: Path) -> Path:
-    """Where the embedded broker's socket lives: in the state dir, or a short private /tmp dir."""
+    """Where the embedded broker's socket lives: in the state dir, or the per-user /tmp dir."""
     state = Path(os.path.abspath(state_dir))
     candidate = state / "broker" / "redis.sock"
     if len(os.fsencode(candidate)) <= SUN_PATH_MAX:
         return candidate
-    digest = hashlib.sha256(os.fsencode(state)).hexdigest()[:16]
-    short = Path("/tmp") / f"sentry-console-{os.getuid()}-{digest}" / "redis.sock"
-    if len(os.fsencode(short)) > SUN_PATH_MAX:  # pragma: no cover - /tmp is short
-        raise EmbeddedBrokerError("no short enough path for the embedded broker's socket")
-    return short
+    return statedir.short_socket(state, "redis.sock")
 
 
 def find_redis_server(explicit: str | None = None) -> str:

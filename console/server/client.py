@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import errno
 import itertools
+import os
 import queue
 import socket
 import threading
@@ -16,23 +17,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from console.actions import ActionResult
+from console.actions import ActionResult, Outcome
 from console.cluster import TaskInfo
+from console.jobs import JobView
 from console.runtime import DashboardData
 from console.server.protocol import (
     MAX_LINE,
+    MAX_WAIT,
     PROTOCOL_VERSION,
     ProtocolError,
     data_from_json,
     decode,
     encode,
     from_json,
+    socket_candidates,
     socket_path,
 )
 from console.server.server import MAX_WATCHES
 from console.settings import Settings
+from console.statedir import StateDirError, check_trusted_dir, peer_uid
 
 REQUEST_TIMEOUT = 10.0
+ACTION_WAIT = 10.0
+"""Seconds a screen's key waits for its job before saying it is still running."""
 
 
 class NoServer(Exception):
@@ -73,21 +80,40 @@ class ServerClient:
         self._reader.start()
 
     def _connect(self, timeout: float) -> socket.socket:
-        if not self.path.exists():
+        """Connect to the first live socket of this state dir's, after checking who made its
+        directory and, once connected, who listens on it: this user, or root."""
+        found = [p for p in socket_candidates(self.state_dir) if p.exists()]
+        if not found:
             raise NoServer(self.state_dir, "no socket")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(self.path))
-        except OSError as exc:
-            sock.close()
-            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                raise NoServer(self.state_dir, "stale socket, no server behind it") from None
-            if exc.errno == errno.EACCES:
-                raise ServerRefused(f"permission denied on {self.path}") from None
-            raise NoServer(self.state_dir, exc.strerror or str(exc)) from None
-        sock.settimeout(None)
-        return sock
+        last = "stale socket, no server behind it"
+        for path in found:
+            try:
+                check_trusted_dir(path.parent)
+            except StateDirError as exc:
+                raise ServerRefused(str(exc)) from None
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(path))
+            except OSError as exc:
+                sock.close()
+                if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                    continue
+                if exc.errno == errno.EACCES:
+                    raise ServerRefused(f"permission denied on {path}") from None
+                last = exc.strerror or str(exc)
+                continue
+            uid = peer_uid(sock)
+            if uid not in (os.getuid(), 0):
+                sock.close()
+                raise ServerRefused(
+                    f"the server on {path} runs as uid {uid}, not as you (uid {os.getuid()}) "
+                    "or root: refusing to talk to it"
+                )
+            sock.settimeout(None)
+            self.path = path
+            return sock
+        raise NoServer(self.state_dir, last)
 
     def hello(self, *, read_only: bool = False, client: str = "ctl") -> dict[str, Any]:
         """Introduce this client; raises ServerRefused on a protocol version mismatch."""
@@ -117,6 +143,21 @@ class ServerClient:
         if reply.get("type") == "error":
             raise ServerRefused(str(reply.get("message")))
         return reply
+
+    def act(
+        self, action: str, args: dict[str, Any], *, wait: float, key: str | None = None
+    ) -> JobView:
+        """Ask for an action; the job once it finished, or as it is after ``wait`` seconds."""
+        fields: dict[str, Any] = {"action": action, "args": args, "wait": min(wait, MAX_WAIT)}
+        if key is not None:
+            fields["key"] = key
+        reply = self.request("action", timeout=min(wait, MAX_WAIT) + REQUEST_TIMEOUT, **fields)
+        return JobView.from_json(reply["job"])
+
+    def job(self, job_id: int, *, wait: float = 0.0) -> JobView:
+        """A job by id, once it finished or after ``wait`` seconds."""
+        reply = self.request("job", timeout=wait + REQUEST_TIMEOUT, job=job_id, wait=wait)
+        return JobView.from_json(reply["job"])
 
     def _send(self, message: dict[str, Any]) -> None:
         try:
@@ -276,14 +317,16 @@ class RemoteSource:
         task = from_json(TaskInfo, reply.get("task"))
         return task if isinstance(task, TaskInfo) else None
 
-    def _act(
-        self, action: str, timeout: float | None = REQUEST_TIMEOUT, **args: Any
-    ) -> ActionResult:
+    def _act(self, action: str, wait: float = ACTION_WAIT, **args: Any) -> ActionResult:
+        """Ask for an action as a job and wait up to ``wait`` seconds for its result; a job
+        still running then is said to be (its result shows among the screen's jobs)."""
         try:
-            reply = self.client.request("action", timeout=timeout, action=action, args=args)
+            job = self.client.act(action, args, wait=wait)
         except (ServerRefused, ServerGone, TimeoutError) as exc:
             return ActionResult.failed(str(exc))
-        return ActionResult.from_json(reply["result"])
+        if job.result is not None:
+            return job.result
+        return ActionResult(Outcome.DONE, f"still running as job {job.id}: {job.action}")
 
     def restart(self, name: str) -> ActionResult:
         """Restart one program."""
@@ -303,7 +346,7 @@ class RemoteSource:
 
     def rolling_restart(self, group_name: str | None = None) -> ActionResult:
         """Restart a group's workers one at a time (waits for the whole restart)."""
-        return self._act("rolling_restart", timeout=None, group=group_name)
+        return self._act("rolling_restart", wait=MAX_WAIT, group=group_name)
 
     def revoke(self, uuid: str, terminate: bool = False) -> ActionResult:
         """Revoke a task (and kill it with ``terminate``)."""

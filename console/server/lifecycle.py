@@ -147,12 +147,14 @@ def _watch(server: SupervisorServer, notifier: SystemdNotifier) -> None:
 
 
 def _trap_signals(server: SupervisorServer) -> None:
-    """SIGTERM and SIGINT stop every program warmly; SIGHUP is ignored (no terminal here)."""
+    """SIGTERM and SIGINT stop every program warmly, a second one at once (the warm stop
+    under way escalates); SIGHUP is ignored (no terminal here)."""
 
     def on_signal(signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
-        log.info("%s: stopping", name)
-        stop = threading.Thread(target=server.shutdown, args=(True, name), name="signal-stop")
+        warm = not server.stopping.is_set()
+        log.info("%s: stopping %s", name, "warmly" if warm else "now")
+        stop = threading.Thread(target=server.shutdown, args=(warm, name), name="signal-stop")
         stop.daemon = True
         stop.start()
 

@@ -1,8 +1,10 @@
 """The wire format between the supervisor server and its clients: JSON lines on a unix socket.
 
 Every message is one JSON object on one line. A client opens with ``hello`` naming the protocol
-version; requests carry an ``id`` that their reply repeats; the server pushes ``data`` (a whole
-dashboard snapshot) and ``line`` (followed output) messages without one.
+version (nothing else is served before it); requests carry an ``id`` that their reply repeats;
+the server pushes ``data`` (a whole dashboard snapshot) and ``line`` (followed output) messages
+without one. Requests are decoded into typed structs (msgspec): a line that is not one of them,
+or longer than :data:`MAX_REQUEST`, is refused before anything acts on it.
 """
 
 from __future__ import annotations
@@ -10,24 +12,29 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import hashlib
 import json
-import os
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+
+from console import statedir
 from console.runtime import DashboardData
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SOCKET_NAME = "console.sock"
-SUN_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
+SUN_PATH_MAX = statedir.SUN_PATH_MAX
 MAX_LINE = 16 * 1024 * 1024
-"""Longest message accepted; a snapshot of a large cluster is well under this."""
+"""Longest message a client accepts; a snapshot of a large cluster is well under this."""
+MAX_REQUEST = 64 * 1024
+"""Longest request the server accepts: a longer line is refused whole and the client dropped."""
+MAX_WAIT = 3600.0
+"""Longest a request may ask the server to wait for its job."""
 
 # Exit codes of ``ctl``.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SERVER = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SERVER, EXIT_PENDING = 0, 1, 2, 3, 4
 
 
 class ProtocolError(Exception):
@@ -35,13 +42,115 @@ class ProtocolError(Exception):
 
 
 def socket_path(state_dir: Path) -> Path:
-    """Where the server listens: in the state dir, or a short private /tmp dir when too long."""
-    state = Path(os.path.abspath(state_dir))
-    candidate = state / SOCKET_NAME
-    if len(os.fsencode(candidate)) <= SUN_PATH_MAX:
-        return candidate
-    digest = hashlib.sha256(os.fsencode(state)).hexdigest()[:16]
-    return Path("/tmp") / f"sentry-console-{os.getuid()}-{digest}" / SOCKET_NAME
+    """Where a server for ``state_dir`` listens (see :mod:`console.statedir`)."""
+    return statedir.socket_path(state_dir, SOCKET_NAME)
+
+
+def socket_candidates(state_dir: Path) -> list[Path]:
+    """Where a client looks for the server's socket, in order."""
+    return statedir.socket_candidates(state_dir, SOCKET_NAME)
+
+
+# Requests: each a typed struct, told apart by ``op``. Anything else is refused before it acts.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Lines = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)]
+RequestId = int | str | None
+Scalar = str | int | float | bool | None
+
+
+class Request(msgspec.Struct, tag_field="op", kw_only=True, forbid_unknown_fields=True):
+    """Every request: an ``op`` naming it and an ``id`` its reply repeats."""
+
+    id: RequestId = None
+
+
+class Hello(Request, tag="hello"):
+    version: int
+    read_only: bool = False
+
+
+class Subscribe(Request, tag="subscribe"):
+    pass
+
+
+class Output(Request, tag="output"):
+    name: Name
+    last: Lines | None = None
+    stamps: bool = False
+
+
+class Watch(Request, tag="watch"):
+    name: Name
+    last: Lines | None = None
+    stamps: bool = False
+
+
+class Task(Request, tag="task"):
+    uuid: Name
+
+
+class Status(Request, tag="status"):
+    jobs: Lines = 10
+
+
+class Tail(Request, tag="tail"):
+    name: Name
+    lines: Lines = 10
+    follow: bool = False
+
+
+class Action(Request, tag="action"):
+    action: Name
+    args: dict[Name, Scalar] = {}
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    wait: Seconds = 0.0
+
+
+class Job(Request, tag="job"):
+    job: Annotated[int, msgspec.Meta(ge=1)]
+    wait: Seconds = 0.0
+
+
+class Jobs(Request, tag="jobs"):
+    count: Lines = 20
+
+
+class Shutdown(Request, tag="shutdown"):
+    now: bool = False
+
+
+AnyRequest = (
+    Hello | Subscribe | Output | Watch | Task | Status | Tail | Action | Job | Jobs | Shutdown
+)
+_requests = msgspec.json.Decoder(AnyRequest)
+
+
+class _JustId(msgspec.Struct):
+    id: RequestId = None
+
+
+_ids = msgspec.json.Decoder(_JustId)
+
+
+def decode_request(line: bytes) -> Request:
+    """One line as a typed request, or ProtocolError saying what is wrong with it."""
+    try:
+        request = _requests.decode(line)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(f"bad request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    assert isinstance(request, Request)
+    return request
+
+
+def request_id(line: bytes) -> RequestId:
+    """The ``id`` of a request that failed to decode, when one can be read from it."""
+    try:
+        return _ids.decode(line).id
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -50,10 +159,10 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def decode(line: bytes) -> dict[str, Any]:
-    """One line of JSON as a message (a dict), or ProtocolError."""
+    """One line of JSON from the server as a message (a dict), or ProtocolError."""
     try:
         value = json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ProtocolError("a message must be a JSON object")

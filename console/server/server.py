@@ -13,25 +13,15 @@ import errno
 import logging
 import os
 import socket
-import struct
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from console.actions import ActionResult
-from console.broker.embedded import ensure_private_dir
+from console import statedir
 from console.runtime import ConsoleRuntime, DashboardData
-from console.server.protocol import (
-    MAX_LINE,
-    PROTOCOL_VERSION,
-    ProtocolError,
-    decode,
-    encode,
-    socket_path,
-)
+from console.server.connection import Connection
+from console.server.protocol import PROTOCOL_VERSION, Request, encode, socket_path
 
 log = logging.getLogger("sentry_console.server")
 
@@ -41,142 +31,28 @@ FOLLOW_EVERY = 0.2
 """Seconds between looks at a followed program's output."""
 MAX_WATCHES = 4
 """Program outputs one client may follow at once (the oldest is dropped first)."""
-MAX_QUEUED = 10_000
-"""Replies and followed lines queued for one client before it counts as stuck."""
-SEND_TIMEOUT = 5.0
+MAX_FOLLOWS = 4
+"""``tail -f`` streams one client may have at once."""
+MAX_CLIENTS = 64
+"""Connections served at once; more are refused with one line."""
 CLOSE_GRACE = 2.0
 """Seconds :meth:`SupervisorServer.close` waits for its last words to reach the clients (the
 process exits right after, and a reply still queued would be lost with it)."""
-"""A client that takes no bytes for this long is dropped."""
 
 
 class ServerError(Exception):
     """The server cannot start (socket in use, path too long, ...)."""
 
 
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a unix socket, from the kernel."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", raw)
-    return int(uid)
-
-
-def _refuse(sock: socket.socket, uid: int) -> None:
+def _refuse(sock: socket.socket, why: str) -> None:
     """Tell a refused client why, then close once it has read it (unread input would reset)."""
     with contextlib.suppress(OSError):
         sock.settimeout(1.0)
-        sock.sendall(encode({"type": "error", "message": f"uid {uid} not allowed"}))
+        sock.sendall(encode({"type": "error", "message": why}))
         sock.shutdown(socket.SHUT_WR)
         while sock.recv(4096):
             pass
     sock.close()
-
-
-class Connection:
-    """One attached client: its socket, its outbox, and whether it wants snapshots."""
-
-    def __init__(self, server: SupervisorServer, sock: socket.socket, uid: int) -> None:
-        self.server = server
-        self.sock = sock
-        self.uid = uid
-        self.read_only = False
-        self.subscribed = False
-        self.closed = threading.Event()
-        self._finishing = False
-        self.watches: OrderedDict[tuple[str, int | None, bool], int] = OrderedDict()
-        """Program outputs this client shows, (name, lines, stamps) -> the mark it has seen."""
-        self._outbox: deque[bytes] = deque()
-        self._data: bytes | None = None
-        self._ready = threading.Condition()
-
-    def start(self) -> None:
-        """Serve this client on two threads of its own."""
-        threading.Thread(target=self._read_loop, name="client-read", daemon=True).start()
-        threading.Thread(target=self._write_loop, name="client-write", daemon=True).start()
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a reply or a pushed line."""
-        self.send_raw(encode(message))
-
-    def send_raw(self, line: bytes) -> None:
-        """Queue an encoded message (a client that stopped reading is dropped)."""
-        with self._ready:
-            if len(self._outbox) >= MAX_QUEUED:
-                self._finishing = True
-                log.warning("dropped a client that stopped reading")
-            else:
-                self._outbox.append(line)
-            self._ready.notify()
-
-    def push_data(self, line: bytes) -> None:
-        """Offer the newest snapshot; one not yet sent is replaced, never queued behind."""
-        with self._ready:
-            self._data = line
-            self._ready.notify()
-
-    def finish(self) -> None:
-        """Close once everything queued so far has been sent."""
-        with self._ready:
-            self._finishing = True
-            self._ready.notify()
-
-    def close(self) -> None:
-        """Drop the client (its programs are untouched)."""
-        if self.closed.is_set():
-            return
-        self.closed.set()
-        with self._ready:
-            self._ready.notify()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.server.forget(self)
-
-    def _write_loop(self) -> None:
-        # A send timeout only (a socket timeout would also end an idle client's reads).
-        seconds = struct.pack("ll", int(SEND_TIMEOUT), 0)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, seconds)
-        try:
-            while not self.closed.is_set():
-                with self._ready:
-                    while not (self._outbox or self._data or self._finishing):
-                        if self.closed.is_set():
-                            return
-                        self._ready.wait()
-                    batch = list(self._outbox)
-                    last = self._finishing
-                    self._outbox.clear()
-                    if self._data is not None:
-                        batch.append(self._data)
-                        self._data = None
-                if batch:
-                    self.sock.sendall(b"".join(batch))
-                if last:
-                    return
-        except OSError:
-            pass
-        finally:
-            self.close()
-            with contextlib.suppress(OSError):
-                self.sock.close()
-
-    def _read_loop(self) -> None:
-        reader = self.sock.makefile("rb")
-        try:
-            while not self.closed.is_set():
-                line = reader.readline(MAX_LINE)
-                if not line:
-                    break
-                try:
-                    message = decode(line)
-                except ProtocolError as exc:
-                    self.send({"type": "error", "message": str(exc)})
-                    continue
-                if not self.server.handle(self, message):
-                    self.finish()
-                    return
-        except OSError:
-            pass
-        self.close()
 
 
 class SupervisorServer:
@@ -197,7 +73,6 @@ class SupervisorServer:
         self._listener: socket.socket | None = None
         self._clients: set[Connection] = set()
         self._clients_lock = threading.Lock()
-        self._action_lock = threading.Lock()
         self._shutdown_lock = threading.Lock()
         # Woken by actions, and by the runtime itself (a broker alarm): push at once.
         self._wake: threading.Event = getattr(runtime, "wakeup", None) or threading.Event()
@@ -209,9 +84,10 @@ class SupervisorServer:
     # socket -------------------------------------------------------------------------------
     def listen(self) -> None:
         """Bind the private socket, replacing a stale one (the caller holds the state lock)."""
-        ensure_private_dir(self.settings.state_dir)
-        if self.path.parent != Path(os.path.abspath(self.settings.state_dir)):
-            ensure_private_dir(self.path.parent)
+        try:
+            statedir.prepare_socket_dir(self.path, self.settings.state_dir)
+        except statedir.StateDirError as exc:
+            raise ServerError(str(exc)) from None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # only a crashed server leaves it: the live one holds the lock
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -237,14 +113,20 @@ class SupervisorServer:
                     return
                 time.sleep(0.05)
                 continue
-            uid = peer_uid(sock)
+            uid = statedir.peer_uid(sock)
+            why = None
             if uid not in allowed:
                 log.warning("refused a client of uid %d (only uid %d and root)", uid, os.getuid())
-                threading.Thread(target=_refuse, args=(sock, uid), daemon=True).start()
-                continue
+                why = f"uid {uid} not allowed"
             conn = Connection(self, sock, uid)
             with self._clients_lock:
-                self._clients.add(conn)
+                if why is None and len(self._clients) >= MAX_CLIENTS:
+                    why = f"{MAX_CLIENTS} clients are attached already"
+                if why is None:
+                    self._clients.add(conn)
+            if why is not None:
+                threading.Thread(target=_refuse, args=(sock, why), daemon=True).start()
+                continue
             conn.start()
 
     def forget(self, conn: Connection) -> None:
@@ -258,16 +140,9 @@ class SupervisorServer:
             return list(self._clients)
 
     # requests -----------------------------------------------------------------------------
-    def handle(self, conn: Connection, message: dict[str, Any]) -> bool:
+    def handle(self, conn: Connection, request: Request) -> bool:
         """Answer one request; False ends the connection."""
-        return self._handlers.handle(conn, message)
-
-    def run_action(self, action: Callable[[], ActionResult]) -> ActionResult:
-        """Run an operator action, one at a time, then refresh every screen at once."""
-        with self._action_lock:
-            result = action()
-        self._wake.set()
-        return result
+        return self._handlers.handle(conn, request)
 
     def subscribe(self, conn: Connection) -> None:
         """Start pushing snapshots to a client, the newest one first."""
@@ -334,24 +209,28 @@ class SupervisorServer:
                 lines = self.runtime.output(name, last, stamps)
             except KeyError:
                 conn.watches.pop((name, last, stamps), None)
-                conn.send({"type": "output", **key, "gone": True})
+                conn.send_line({"type": "output", **key, "gone": True})
                 continue
             conn.watches[(name, last, stamps)] = mark
-            conn.send({"type": "output", **key, "lines": lines})
+            conn.send_line({"type": "output", **key, "lines": lines})
 
     def shutdown(self, wait: bool = True, reason: str = "shut down", end: bool = True) -> None:
-        """Stop every program (warm when ``wait``), then (with ``end``) :meth:`serve_forever`."""
+        """Stop every program (warm when ``wait``), then (with ``end``) :meth:`serve_forever`.
+
+        A hard stop asked during a warm one escalates it at once (it does not wait behind it).
+        """
         with self._shutdown_lock:
-            if not self.stopping.is_set():
+            first = not self.stopping.is_set()
+            if first:
                 self.stop_reason = f"the server stopped ({reason})"
                 self.stopping.set()
-                log.info("stopping every program (%s)", "warm" if wait else "now")
                 if self.on_stopping is not None:
                     self.on_stopping()
-            if wait:
-                self.runtime.shutdown()
-            else:
-                self.runtime.shutdown_now()
+            log.info("stopping every program (%s)", "warm" if wait else "now")
+        if wait:
+            self.runtime.shutdown()
+        else:
+            self.runtime.shutdown_now()
         if end:
             self.end()
 
@@ -379,8 +258,12 @@ class SupervisorServer:
         for conn in clients:  # a client that stopped reading costs at most the grace
             conn.closed.wait(max(0.0, deadline - time.monotonic()))
 
-    def follow(self, conn: Connection, name: str, cursor: tuple[int, int]) -> None:
-        """Push a program's new output lines to a client until it goes away."""
+    def follow(self, conn: Connection, name: str, cursor: tuple[int, int]) -> bool:
+        """Push a program's new output lines to a client until it goes away (False: it
+        follows :data:`MAX_FOLLOWS` already)."""
+        if conn.follows >= MAX_FOLLOWS:
+            return False
+        conn.follows += 1
 
         def run() -> None:
             at = cursor
@@ -388,9 +271,10 @@ class SupervisorServer:
                 try:
                     at, lines = self.runtime.supervisor.output_since(name, at)
                 except KeyError:
-                    conn.send({"type": "end", "message": f"{name} is gone"})
+                    conn.send_line({"type": "end", "message": f"{name} is gone"})
                     return
                 for line in lines:
-                    conn.send({"type": "line", "line": line})
+                    conn.send_line({"type": "line", "line": line})
 
         threading.Thread(target=run, name=f"follow-{name}", daemon=True).start()
+        return True

@@ -256,10 +256,15 @@ class Supervisor:
     # -- groups -----------------------------------------------------------------------------
 
     def group_members(self, group: str) -> list[str]:
-        """Names of the group's programs (not being removed), oldest first."""
+        """Names of the group's programs, oldest first: not those being removed, nor a
+        start-first replacement (``<name>~new``) that is only starting."""
         with self._lock:
             members = [r for r in self._programs.values() if r.config.group == group]
-            return [r.name for r in sorted(members, key=lambda r: r.seq) if not r.removing]
+            return [
+                r.name
+                for r in sorted(members, key=lambda r: r.seq)
+                if not r.removing and not r.name.endswith("~new")
+            ]
 
     def scale(self, group: str, count: int, make_config: Callable[[int], ProgramConfig]) -> None:
         """Grow the group to ``count`` with ``make_config(n)``, or stop and remove the newest."""
@@ -402,7 +407,13 @@ class Supervisor:
                     runner.stop(now)
                 waits = [r.config.stopwaitsecs for r in self._programs.values() if r.alive]
         if not first:
-            self._shutdown_done.wait(timeout)
+            if timeout is not None:  # a hard stop asked during a warm one: escalate now
+                with self._lock:
+                    for runner in self._programs.values():
+                        if runner.alive:
+                            runner.kill()
+                self._wake.set()
+            self._shutdown_done.wait(timeout if timeout is None else timeout + 10.0)
             return
         try:
             self._wake.set()

@@ -122,6 +122,7 @@ class ConsoleApp(WorkerControlApp):
         self.stamps = False
         self.last_data: DashboardData | None = None
         self.detached = False
+        self._warm_stop = False
         self.read_only = bool(getattr(source, "read_only", False))
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -472,8 +473,15 @@ class ConsoleApp(WorkerControlApp):
             self.action_quit_console()
 
     def action_quit_console(self) -> None:
-        """Stop every child gracefully, then leave (asking first when tasks are running)."""
-        if self._stop.is_set() or isinstance(self.screen, QuitScreen):
+        """Stop every child gracefully, then leave (asking first when tasks are running).
+
+        During a warm stop, ``q`` asks again: "now" gives the programs their hard stop."""
+        if isinstance(self.screen, QuitScreen):
+            return
+        if self._stop.is_set():
+            if self._warm_stop:
+                running = len(self.last_data.active_tasks) if self.last_data else 0
+                self.push_screen(QuitScreen(running), self._escalate)
             return
         if self.watch_mode:  # nothing supervised: nothing to stop, nothing to ask
             self.stop_everything()
@@ -500,11 +508,22 @@ class ConsoleApp(WorkerControlApp):
         if self._stop.is_set():
             return
         self._stop_polling()
+        self._warm_stop = wait and not self.watch_mode
         message = "stopping every process, tasks finishing…" if wait else "stopping now…"
+        if self._warm_stop:
+            message += " (q: stop now)"
         if self.watch_mode:
             message = "leaving (the workers are not touched)…"
         self.dashboard.query_one(StatusBar).say(Text(message, "bold yellow"))
         self._shutdown_then_exit(wait)
+
+    def _escalate(self, choice: str | None) -> None:
+        """Turn the warm stop under way into a hard one ("now" asked during it)."""
+        if choice != "now" or not self._warm_stop:
+            return
+        self._warm_stop = False
+        self.dashboard.query_one(StatusBar).say(Text("stopping now…", "bold red"))
+        threading.Thread(target=self.source.shutdown_now, name="stop-now", daemon=True).start()
 
     @work(thread=True, group="shutdown", exit_on_error=False)
     def _shutdown_then_exit(self, wait: bool) -> None:

@@ -1,0 +1,120 @@
+"""Where a configuration's private files and sockets live, and who may have made them.
+
+A socket is only as private as the directory it is in. Every directory the console puts a socket
+in is checked before use: a real directory (not a link), owned by this user, mode 0700. When a
+state directory's path is too long for a unix socket (108 bytes), the socket goes to a short
+per-user directory under /tmp, whose name anyone can predict: so the console never uses one that
+someone else made, and says so in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import stat
+import struct
+from pathlib import Path
+
+SUN_PATH_MAX = 107
+"""Longest unix socket path (sun_path is 108 bytes including the terminating NUL)."""
+
+
+class StateDirError(Exception):
+    """A private directory that cannot be used safely (one clear line for the operator)."""
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (parents as needed) and make sure it is a 0700 directory this user owns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise StateDirError(f"{path} is not a directory")
+    if info.st_uid != os.getuid():
+        raise StateDirError(
+            f"{path} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}): "
+            "someone else made it; remove it, or set XDG_RUNTIME_DIR or a shorter state directory"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+def check_trusted_dir(path: Path) -> None:
+    """Refuse a socket's directory that is not this user's or root's (a client's check)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return  # nothing there: the connect fails with "no server"
+    if not stat.S_ISDIR(info.st_mode):
+        raise StateDirError(f"{path} is not a directory: refusing to use a socket in it")
+    if info.st_uid not in (os.getuid(), 0):
+        raise StateDirError(
+            f"{path} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}) or root: "
+            "refusing to talk to a server in it"
+        )
+
+
+def _digest(state_dir: Path) -> str:
+    return hashlib.sha256(os.fsencode(os.path.abspath(state_dir))).hexdigest()[:16]
+
+
+def shared_short_dir() -> Path:
+    """The per-user directory under /tmp for sockets whose own path would be too long."""
+    return Path("/tmp") / f"sentry-console-{os.getuid()}"
+
+
+def short_socket(state_dir: Path, name: str) -> Path:
+    """A socket named after ``state_dir`` in the per-user /tmp directory."""
+    return shared_short_dir() / f"{_digest(state_dir)}-{name}"
+
+
+def _fits(path: Path) -> bool:
+    return len(os.fsencode(path)) <= SUN_PATH_MAX
+
+
+def runtime_dir() -> Path | None:
+    """``$XDG_RUNTIME_DIR/sentry-console`` when the session has a runtime directory."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if not xdg or not os.path.isabs(xdg):
+        return None
+    return Path(xdg) / "sentry-console"
+
+
+def socket_candidates(state_dir: Path, name: str) -> list[Path]:
+    """Where a socket for ``state_dir`` may be, most preferred first: the session's runtime
+    directory, the state directory, the per-user /tmp directory (only those short enough)."""
+    state = Path(os.path.abspath(state_dir))
+    found: list[Path] = []
+    xdg = runtime_dir()
+    if xdg is not None:
+        found.append(xdg / f"{_digest(state)}-{name}")
+    found.append(state / name)
+    found.append(short_socket(state, name))
+    return [p for p in found if _fits(p)]
+
+
+def socket_path(state_dir: Path, name: str) -> Path:
+    """Where a server for ``state_dir`` listens (the first candidate)."""
+    candidates = socket_candidates(state_dir, name)
+    if not candidates:  # pragma: no cover - /tmp is short
+        raise StateDirError("no short enough path for a unix socket")
+    return candidates[0]
+
+
+def prepare_socket_dir(path: Path, state_dir: Path) -> None:
+    """Make (or check) the private directory a server's socket goes in."""
+    state = Path(os.path.abspath(state_dir))
+    ensure_private_dir(state)
+    if path.parent != state:
+        ensure_private_dir(path.parent)
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a unix socket, from the kernel."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return int(uid)
