@@ -41,7 +41,7 @@ MAX_QUEUED = 10_000
 """Pushed lines queued for one client; past this, new ones are dropped until it catches up."""
 MAX_REPLIES = 1_000
 """Replies queued for one client that does not read them: past this it is dropped."""
-MAX_INFLIGHT = 8
+MAX_INFLIGHT = 32
 """Requests of one client being answered at once (long waits included)."""
 DRAIN_LIMIT = 4 * 1024 * 1024
 """Bytes read and discarded after refusing a line, so the refusal is read, not reset away."""

@@ -94,7 +94,7 @@ class SupervisorServer:
         try:
             sock.bind(str(self.path))
             os.chmod(self.path, 0o600)
-            sock.listen(16)
+            sock.listen(socket.SOMAXCONN)
         except OSError as exc:
             sock.close()
             raise ServerError(f"cannot listen on {self.path}: {exc.strerror}") from None

@@ -23,7 +23,7 @@ from console.server.client import (
     ServerGone,
     ServerRefused,
 )
-from console.server.protocol import encode, socket_path
+from console.server.protocol import PROTOCOL_VERSION, encode, socket_path
 from console.settings import Settings
 from tests.server_support import client_of, inprocess_server
 from tests.waiting import wait_until
@@ -46,8 +46,9 @@ def test_concurrent_scale_from_two_clients_ends_at_the_exact_count(
 
         def press(client: ServerClient) -> None:
             start.wait(10)
-            reply = client.request("action", action="scale", args={"delta": 1, "group": None})
-            results.append(ActionResult.from_json(reply["result"]))
+            job = client.act("scale", {"delta": 1, "group": None}, wait=30)
+            assert job.result is not None, job
+            results.append(job.result)
 
         threads = [threading.Thread(target=press, args=(clients[i % 2],)) for i in range(20)]
         for t in threads:
@@ -81,9 +82,8 @@ def test_two_attached_sources_see_the_same_snapshots(redis_url: str, state_dir: 
 def test_read_only_client_is_refused_every_action(redis_url: str, state_dir: Path) -> None:
     with inprocess_server(redis_url, state_dir) as server:
         watcher = client_of(server, read_only=True)
-        reply = watcher.request("action", action="restart", args={"target": "worker-1"})
-        result = ActionResult.from_json(reply["result"])
-        assert result.outcome == "refused" and "read-only" in result.message
+        job = watcher.act("restart", {"target": "worker-1"}, wait=5)
+        assert job.state == "refused" and "read-only" in job.message, job
         shutdown = ActionResult.from_json(watcher.request("shutdown")["result"])
         assert shutdown.outcome == "refused"
         assert not server.stopping.is_set()
@@ -99,8 +99,8 @@ def test_unknown_targets_and_actions_are_refused(redis_url: str, state_dir: Path
             ("scale_to", {"group": "nope", "count": 2}),
             ("explode", {}),
         ):
-            reply = client.request("action", action=action, args=args)
-            assert reply["result"]["outcome"] == "refused", (action, reply)
+            job = client.act(action, args, wait=5)
+            assert job.state == "refused", (action, job)
         with pytest.raises(ServerRefused, match="no program named 'nothing'"):
             client.request("output", name="nothing")
         client.close()
@@ -116,7 +116,7 @@ def test_a_client_of_another_protocol_version_gets_one_clear_line(
             sock.sendall(encode({"op": "hello", "id": 1, "version": 99}))
             reply = json.loads(sock.makefile("rb").readline())
         assert reply["type"] == "error"
-        assert "protocol 1" in reply["message"] and "99" in reply["message"]
+        assert f"protocol {PROTOCOL_VERSION}" in reply["message"] and "99" in reply["message"]
 
 
 def test_socket_is_private_and_a_stale_one_is_replaced(redis_url: str, state_dir: Path) -> None:
@@ -150,7 +150,7 @@ def test_a_client_of_another_uid_is_refused(redis_url: str) -> None:
         "    s.connect(sys.argv[1])\n"
         "except OSError as e:\n"
         "    print('denied', e.errno); sys.exit(0)\n"
-        's.sendall(b\'{"op":"hello","id":1,"version":1}\\n\')\n'
+        's.sendall(b\'{"op":"hello","id":1,"version":2}\\n\')\n'
         "print(s.makefile('rb').readline().decode().strip())\n"
     )
     top = Path(tempfile.mkdtemp(prefix="sc-uid-", dir="/tmp"))  # ancestors nobody can search

@@ -108,3 +108,27 @@ def test_only_a_running_program_is_replaced() -> None:
 def test_alternate_node_names_swap_between_two() -> None:
     assert alternate_node_name("worker-1@%h") == "worker-1-b@%h"
     assert alternate_node_name("solo") == "solo-b"
+
+
+def test_a_scale_during_a_replacement_does_not_count_the_replacement() -> None:
+    sup, clock, _spawner = make_supervisor()
+    sup.add_program(worker(), number=1)
+    drive(sup, clock, lambda: sup.snapshot()[0].state is ProcessState.RUNNING)
+    gate = threading.Event()
+    asked: list[ProcessSnapshot] = []
+
+    def ready(snap: ProcessSnapshot) -> bool:
+        asked.append(snap)
+        return gate.is_set()
+
+    run = Replacing(sup, clock, worker(), ready)
+    end = time.monotonic() + 10
+    while not asked:
+        assert run.step() and time.monotonic() < end
+    assert sup.group_members("worker") == ["worker-1"], "the starting ~new is not a member"
+    sup.scale("worker", 2, lambda n: worker(f"worker-{n}"))
+    gate.set()
+    run.finish()
+    assert run.error is None
+    drive(sup, clock, lambda: sorted(s.name for s in sup.snapshot()) == ["worker-1", "worker-2"])
+    assert sup.group_members("worker") == ["worker-1", "worker-2"]
