@@ -237,6 +237,8 @@ class JobQueue:
         while True:
             with self._lock:
                 while not self._waiting:
+                    if self._closed is not None:
+                        return  # closed: nothing more will run
                     self._lock.wait()
                 job = self._waiting.popleft()
                 job.view = replace(job.view, state=JobState.RUNNING, started_at=time.time())

@@ -97,6 +97,21 @@ def socket_candidates(state_dir: Path, name: str) -> list[Path]:
     return [p for p in found if _fits(p)]
 
 
+def record_path(state_dir: Path, name: str) -> Path:
+    """The file in the state directory that says where its server's socket is (for a client of
+    another session, whose runtime directory differs or is unset)."""
+    return Path(os.path.abspath(state_dir)) / f"{name}.where"
+
+
+def recorded_socket(state_dir: Path, name: str) -> Path | None:
+    """The socket path a server recorded in ``state_dir`` (None when there is none)."""
+    try:
+        text = record_path(state_dir, name).read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text and os.path.isabs(text) else None
+
+
 def socket_path(state_dir: Path, name: str) -> Path:
     """Where a server for ``state_dir`` listens (the first candidate)."""
     candidates = socket_candidates(state_dir, name)

@@ -25,6 +25,7 @@ from console.server.protocol import (
     MAX_LINE,
     MAX_WAIT,
     PROTOCOL_VERSION,
+    SOCKET_NAME,
     ProtocolError,
     data_from_json,
     decode,
@@ -35,7 +36,7 @@ from console.server.protocol import (
 )
 from console.server.server import MAX_WATCHES
 from console.settings import Settings
-from console.statedir import StateDirError, check_trusted_dir, peer_uid
+from console.statedir import StateDirError, check_trusted_dir, peer_uid, recorded_socket
 
 REQUEST_TIMEOUT = 10.0
 ACTION_WAIT = 10.0
@@ -82,7 +83,11 @@ class ServerClient:
     def _connect(self, timeout: float) -> socket.socket:
         """Connect to the first live socket of this state dir's, after checking who made its
         directory and, once connected, who listens on it: this user, or root."""
-        found = [p for p in socket_candidates(self.state_dir) if p.exists()]
+        candidates = socket_candidates(self.state_dir)
+        recorded = recorded_socket(self.state_dir, SOCKET_NAME)
+        if recorded is not None and recorded not in candidates:
+            candidates.append(recorded)
+        found = [p for p in candidates if p.exists()]
         if not found:
             raise NoServer(self.state_dir, "no socket")
         last = "stale socket, no server behind it"

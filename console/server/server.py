@@ -21,7 +21,13 @@ from typing import Any
 from console import statedir
 from console.runtime import ConsoleRuntime, DashboardData
 from console.server.connection import Connection
-from console.server.protocol import PROTOCOL_VERSION, Request, encode, socket_path
+from console.server.protocol import (
+    PROTOCOL_VERSION,
+    SOCKET_NAME,
+    Request,
+    encode,
+    socket_path,
+)
 
 log = logging.getLogger("sentry_console.server")
 
@@ -99,6 +105,8 @@ class SupervisorServer:
             sock.close()
             raise ServerError(f"cannot listen on {self.path}: {exc.strerror}") from None
         self._listener = sock
+        record = statedir.record_path(self.settings.state_dir, SOCKET_NAME)
+        record.write_text(f"{self.path}\n")
         threading.Thread(target=self._accept_loop, name="accept", daemon=True).start()
         log.info("listening on %s (pid %d)", self.path, os.getpid())
 
@@ -250,6 +258,7 @@ class SupervisorServer:
             listener.close()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+            statedir.record_path(self.settings.state_dir, SOCKET_NAME).unlink(missing_ok=True)
         clients = self.clients()
         for conn in clients:
             conn.send({"type": "bye", "message": self.stop_reason})
