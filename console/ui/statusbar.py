@@ -85,9 +85,33 @@ def status_parts(
         parts.append(Part(Text(text, "bold red" if failing else "cyan"), 9 if failing else 7))
     if data.errors:  # survived failures; the console's log has the details
         parts.append(Part(Text(f"errors {sum(data.errors.values())}", "bold red"), 7))
+    job = job_part(data)
+    if job is not None:
+        parts.append(job)
     if attachment:
         parts.append(Part(Text.assemble(("│ ", "dim"), (attachment, "cyan")), 3))
     return parts
+
+
+JOB_SHOWN_FOR = 15.0
+"""Seconds a finished job's result stays in the status bar."""
+_JOB_STYLE = {"done": "green", "refused": "yellow", "failed": "bold red"}
+
+
+def job_part(data: DashboardData) -> Part | None:
+    """The running job with its progress (and how many wait behind it), or the last result."""
+    active = [j for j in data.jobs if not j.state.finished]
+    if active:
+        job = active[0]
+        text = f"job {job.id} {job.action}" + (f": {job.progress}" if job.progress else "…")
+        more = f" (+{len(active) - 1} queued)" if len(active) > 1 else ""
+        return Part(Text.assemble(("│ ", "dim"), (text + more, "bold cyan")), 8)
+    done = [j for j in data.jobs if j.ended_at and data.taken_at - j.ended_at < JOB_SHOWN_FOR]
+    if not done:
+        return None
+    job = max(done, key=lambda j: j.id)
+    text = f"job {job.id} {job.state}: {job.message or job.action}"
+    return Part(Text.assemble(("│ ", "dim"), (text, _JOB_STYLE.get(str(job.state), ""))), 6)
 
 
 def fit_status(parts: list[Part], width: int) -> Text:

@@ -144,3 +144,27 @@ def test_the_screen_sees_running_jobs_and_their_results(
 
     wait_until("the result on screen", finished, 10)
     source.detach()
+
+
+def test_shutdown_now_during_a_warm_stop_escalates(server: SupervisorServer) -> None:
+    import signal
+    import time
+
+    from tests.supervision_support.fakes import Behaviour
+
+    spawner = server.runtime.supervisor._spawner
+    spawner.behaviours["worker-2"] = Behaviour(ignore=frozenset({signal.SIGTERM}))  # type: ignore[attr-defined]
+    first = client_of(server)
+    assert first.act("scale", {"delta": 1}, wait=10).state == "done"
+    warm: list[dict[str, object]] = []
+    stopping = threading.Thread(target=lambda: warm.append(first.request("shutdown", timeout=60)))
+    stopping.start()
+    wait_until("the warm stop under way", server.stopping.is_set, 10)
+    began = time.monotonic()
+    second = client_of(server)
+    reply = second.request("shutdown", timeout=30, now=True)
+    assert reply["result"]["outcome"] == "done"
+    stopping.join(30)
+    assert warm and time.monotonic() - began < 10, "--now waited for the warm stop"
+    later = server.runtime.jobs.submit("scale", lambda: ActionResult.done("no"), who="test")
+    assert later.state == "refused" and "stopping" in later.message

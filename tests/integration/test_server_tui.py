@@ -61,3 +61,65 @@ async def test_read_only_tui_hides_and_refuses_actions(redis_url: str, state_dir
             await pilot.press("d")
             await until(pilot, lambda: app.detached, "detached")
         assert not server.stopping.is_set()
+
+
+async def test_an_attached_tui_shows_a_running_job_with_its_progress_then_its_result(
+    redis_url: str, state_dir: Path
+) -> None:
+    import threading
+
+    from console.actions import ActionResult
+
+    with inprocess_server(redis_url, state_dir, processes=1) as server:
+        jobs = server.runtime.jobs
+        step, release = threading.Event(), threading.Event()
+
+        def roll() -> ActionResult:  # a long action reporting progress, as a rolling restart
+            jobs.progress("worker: 1/3 replaced, now worker-2")
+            step.wait(30)
+            jobs.progress("worker: 2/3 replaced, now worker-3")
+            release.wait(30)
+            return ActionResult.done("worker: rolling restart done")
+
+        app = attached_app(server)
+        async with app.run_test(size=(150, 30)) as pilot:
+            await until(pilot, lambda: rows(app) == {"worker-1"}, "worker-1")
+            job = jobs.submit("rolling restart worker", roll, who="test")
+
+            def bar() -> str:
+                return str(app.query_one(StatusBar).render())
+
+            await until(pilot, lambda: "1/3 replaced" in bar(), "the job's progress")
+            assert f"job {job.id} rolling restart worker" in bar()
+            step.set()
+            await until(pilot, lambda: "2/3 replaced" in bar(), "the next step")
+            release.set()
+            await until(pilot, lambda: f"job {job.id} done: worker: rolling" in bar(), "result")
+            await pilot.press("d")
+
+
+async def test_q_then_now_during_a_warm_stop_escalates_at_once(
+    redis_url: str, state_dir: Path
+) -> None:
+    import signal
+    import time
+
+    from tests.supervision_support.fakes import Behaviour
+
+    with inprocess_server(redis_url, state_dir, processes=1) as server:
+        spawner = server.runtime.supervisor._spawner
+        spawner.behaviours["worker-2"] = Behaviour(ignore=frozenset({signal.SIGTERM}))  # type: ignore[attr-defined]
+        app = attached_app(server)
+        async with app.run_test(size=(150, 30)) as pilot:
+            await until(pilot, lambda: rows(app) == {"worker-1"}, "worker-1")
+            await pilot.press("plus")
+            await until(pilot, lambda: rows(app) == {"worker-1", "worker-2"}, "worker-2")
+            await pilot.press("q")  # no task runs: a warm stop at once, which worker-2 ignores
+            await until(pilot, lambda: server.stopping.is_set(), "the warm stop under way")
+            bar = str(app.query_one(StatusBar).render())
+            assert "q: stop now" in bar, bar
+            began = time.monotonic()
+            await pilot.press("q")
+            await pilot.press("n")
+            await until(pilot, lambda: server.stopped.is_set(), "stopped", timeout=15)
+            assert time.monotonic() - began < 10, "the hard stop waited for the warm one"
