@@ -377,7 +377,7 @@ class ConsoleRuntime(WorkerActions):
         members = self.supervisor.group_members(group.name)
         try:
             for done, name in enumerate(members):
-                self.jobs.progress(f"{group.name}: {done}/{len(members)} replaced, now {name}")
+                self.jobs.progress(f"{done}/{len(members)} replaced, now {name}")
                 if states.get(name) is not ProcessState.STOPPED and not self.handover.restart(name):
                     self.supervisor.restart(name)
         except RollingRestartError as exc:
