@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -22,21 +21,8 @@ from console.consolelog import close_console_log, log, setup_console_log
 from console.server.client import ServerClient, ServerRefused
 from console.server.protocol import SOCKET_NAME, socket_path
 from console.server.server import ServerError
-from tests.server_support import client_of, inprocess_server
+from tests.server_support import SYSTEM_PYTHON, client_of, inprocess_server, need_root_and_nobody
 from tests.waiting import wait_until
-
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def need_root_and_nobody() -> int:
-    """nobody's uid; the test fails under CI (and skips elsewhere) without root and runuser."""
-    ok = os.geteuid() == 0 and shutil.which("runuser") and os.path.exists(SYSTEM_PYTHON)
-    if not ok:
-        why = "needs root, runuser and a python that nobody may run"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(why)
-        pytest.skip(why)
-    return pwd.getpwnam("nobody").pw_uid
 
 
 @pytest.fixture

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from console.appref import load_app
 from console.runtime import ConsoleRuntime
@@ -58,3 +62,18 @@ def client_of(server: SupervisorServer, *, read_only: bool = False) -> ServerCli
     client = ServerClient(server.settings.state_dir)
     client.hello(read_only=read_only)
     return client
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+"""A python that any user (nobody) may run, for tests of another uid."""
+
+
+def need_root_and_nobody() -> int:
+    """nobody's uid; the test fails under CI (and skips elsewhere) without root and runuser."""
+    ok = os.geteuid() == 0 and shutil.which("runuser") and os.path.exists(SYSTEM_PYTHON)
+    if not ok:
+        why = "needs root, runuser and a python that nobody may run"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(why)
+        pytest.skip(why)
+    return pwd.getpwnam("nobody").pw_uid
