@@ -45,6 +45,11 @@ class LeaseTiming:
         return max(1, round(self.takeover * 0.4))
 
     @property
+    def token_refresh(self) -> float:
+        """Seconds between fresh AMQP tokens: well inside any consumer timeout (1 min at least)."""
+        return min(30.0, max(1.0, self.takeover))
+
+    @property
     def io_timeout(self) -> float:
         """Socket timeout for a broker round trip."""
         return max(0.2, min(2.0, self.takeover * 0.3))
