@@ -47,9 +47,12 @@ LOCK_ARGS = {"x-single-active-consumer": True, "x-max-length": 1}
 class AMQPCoordinator:
     """Leader lock and slot records in a RabbitMQ vhost, named ``sentry-console.cron.<name>``."""
 
-    def __init__(self, url: BrokerURL, name: str, timing: LeaseTiming) -> None:
+    def __init__(self, url: BrokerURL, name: str, timing: LeaseTiming, schedule: str = "") -> None:
         self._url = url
         self._timing = timing
+        self._body = schedule.encode() or b"token"
+        """Every token this cron publishes carries its schedule's digest."""
+        self._foreign: str | None = None
         self._prefix = f"sentry-console.cron.{name}"
         self._conn: amqp.Connection | None = None
         self._channel: Any = None
@@ -76,7 +79,7 @@ class AMQPCoordinator:
             channel.queue_declare(self._lock, durable=True, auto_delete=False, arguments=LOCK_ARGS)
             # Every newcomer adds a token, so one exists even on a fresh broker; the leader
             # keeps one and acks the others away, and the length limit bounds idle ones.
-            token = amqp.Message(b"token", delivery_mode=2)
+            token = amqp.Message(self._body, delivery_mode=2)
             channel.basic_publish(token, exchange="", routing_key=self._lock)
             channel.basic_consume(self._lock, callback=self._on_token)
             # A token for a lone consumer arrives within a round trip: wait that long once, so
@@ -86,6 +89,9 @@ class AMQPCoordinator:
         return self._channel
 
     def _on_token(self, message: Any) -> None:
+        body = bytes(message.body)
+        if body not in (self._body, b"token"):
+            self._foreign = body.decode(errors="replace")  # a cron with another schedule
         if self._token is None:
             self._records.clear()
         else:
@@ -100,7 +106,7 @@ class AMQPCoordinator:
             return
         if time.monotonic() - self._token_at < self._timing.token_refresh:
             return
-        token = amqp.Message(b"token", delivery_mode=2)
+        token = amqp.Message(self._body, delivery_mode=2)
         self._channel.basic_publish(token, exchange="", routing_key=self._lock)
         self._token_at = time.monotonic()  # not again before the interval, even if it is late
 
@@ -135,7 +141,8 @@ class AMQPCoordinator:
         except _ERRORS as exc:
             self._drop()
             raise BrokerUnavailable(type(exc).__name__) from None
-        return Refresh(self._token is not None)
+        foreign, self._foreign = self._foreign, None
+        return Refresh(self._token is not None, schedule=foreign)
 
     def last_slot(self, entry: str) -> float | None:
         """The slot recorded for ``entry``, read once per leadership."""

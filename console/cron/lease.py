@@ -64,6 +64,9 @@ class Refresh:
     """Redis: the fencing counter of this leadership; AMQP: None."""
     holder: str | None = None
     """Who holds the lease, when the broker can tell (Redis)."""
+    schedule: str | None = None
+    """The schedule digest of another cron claiming this lease, when one was seen: the holder's
+    (Redis, as a standby) or a newcomer's (AMQP, as the leader)."""
 
 
 class Coordinator(Protocol):
@@ -95,12 +98,18 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def make_coordinator(url: BrokerURL, name: str, timing: LeaseTiming) -> Coordinator:
-    """The coordinator for the broker ``url``; ``name`` separates apps sharing a broker."""
+def make_coordinator(
+    url: BrokerURL, name: str, timing: LeaseTiming, schedule: str = ""
+) -> Coordinator:
+    """The coordinator for the broker ``url``; ``name`` separates apps sharing a broker.
+
+    ``schedule`` (a digest of this cron's entries) travels with the claim, so crons with
+    different schedules that claim one lease can tell.
+    """
     if url.kind == "redis":
         from console.cron.redis_lease import RedisCoordinator
 
-        return RedisCoordinator(url, name, timing)
+        return RedisCoordinator(url, name, timing, schedule)
     from console.cron.amqp_lease import AMQPCoordinator
 
-    return AMQPCoordinator(url, name, timing)
+    return AMQPCoordinator(url, name, timing, schedule)

@@ -50,11 +50,12 @@ return {1, ARGV[2]}
 class RedisCoordinator:
     """Leader lease and slot records in Redis, keyed under ``sentry-console:cron:<name>``."""
 
-    def __init__(self, url: BrokerURL, name: str, timing: LeaseTiming) -> None:
+    def __init__(self, url: BrokerURL, name: str, timing: LeaseTiming, schedule: str = "") -> None:
         self._url = url
         self._timing = timing
         self._prefix = f"sentry-console:cron:{name}"
-        self._owner = owner_id()
+        # The lease value names the holder and its schedule: ``host:pid:rand|digest#term``.
+        self._owner = f"{owner_id()}|{schedule}"
         self._value: str | None = None
         self._client: redis.Redis | None = None
 
@@ -96,7 +97,10 @@ class RedisCoordinator:
         if term:
             self._value = holder
             return Refresh(True, int(term))
-        return Refresh(False, holder=holder.rsplit(":", 1)[0] if holder else None)
+        if not holder:
+            return Refresh(False)
+        who, _, schedule = holder.rsplit("#", 1)[0].partition("|")
+        return Refresh(False, holder=who.rsplit(":", 1)[0], schedule=schedule or None)
 
     def last_slot(self, entry: str) -> float | None:
         """The slot recorded for ``entry``."""

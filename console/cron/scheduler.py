@@ -5,14 +5,17 @@ Run every cron process with it (``celery beat -S console.cron.scheduler:Coordina
 state lives in the broker, not in the local ``celerybeat-schedule`` file, so the processes
 agree on which slot was sent last whichever host they run on.
 
-App settings read: ``console_cron_takeover`` (seconds, default 5) and
-``console_cron_state_dir`` (where the role file goes; none when unset).
+App settings read: ``console_cron_takeover`` (seconds, default 5),
+``console_cron_state_dir`` (where the role file goes; none when unset) and
+``console_cron_name`` (the lease's name; see ``lock_name``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +37,23 @@ SENDER_HEADER = "console_cron_sender"
 """Message header: host and pid of the cron process that sent it."""
 
 
-def lock_name(app: Any) -> str:
-    """What separates one app's crons from another's on a shared broker."""
-    return f"{app.main or 'celery'}:{app.conf.task_default_queue or 'celery'}"
+def schedule_digest(entries: Iterable[Any]) -> str:
+    """A short digest of a schedule's identity: its entries' names and tasks."""
+    keys = sorted(f"{entry.name}\0{entry.task}" for entry in entries)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+
+
+def lock_name(app: Any, digest: str) -> str:
+    """What separates one app's crons from another's on a shared broker.
+
+    ``console_cron_name`` (``CONSOLE_CRON_NAME``) when set; else the app's name, default queue
+    and schedule digest, so two apps left at Celery's defaults (``celery:celery``) on one
+    broker never share a lease (the follower's entries would never be sent).
+    """
+    name = app.conf.get("console_cron_name")
+    if name:
+        return str(name)
+    return f"{app.main or 'celery'}:{app.conf.task_default_queue or 'celery'}:{digest}"
 
 
 class CoordinatedScheduler(Scheduler):
@@ -51,12 +68,15 @@ class CoordinatedScheduler(Scheduler):
         self.state_dir = Path(state_dir) if state_dir else None
         self.role = ""
         self.coordinator: Coordinator | None = None
+        self.digest = schedule_digest(self.schedule.values())
+        self.lease = lock_name(self.app, self.digest)
+        self._conflicts: set[str] = set()
         try:
             url = parse_broker_url(str(conf.broker_url))
         except BrokerURLError as exc:
             logger.error("cron: cannot coordinate: %s", exc)
         else:
-            self.coordinator = make_coordinator(url, lock_name(self.app), self.timing)
+            self.coordinator = make_coordinator(url, self.lease, self.timing, self.digest)
         self._sender = f"{os.uname().nodename}:{os.getpid()}"
         if self.state_dir is not None:
             roles.prune_roles(self.state_dir)
@@ -76,6 +96,8 @@ class CoordinatedScheduler(Scheduler):
         except BrokerUnavailable as exc:
             self._set_role(roles.NO_BROKER, str(exc))
             return False
+        if state.schedule and state.schedule != self.digest:
+            self._conflict(state.schedule)
         if state.leader:
             if self.role != roles.LEADER:
                 # The publishing connection may have died while this process did not lead
@@ -85,6 +107,18 @@ class CoordinatedScheduler(Scheduler):
         else:
             self._set_role(roles.STANDBY, f"leader is {state.holder}" if state.holder else "")
         return state.leader
+
+    def _conflict(self, other: str) -> None:
+        if other in self._conflicts:
+            return
+        self._conflicts.add(other)
+        logger.warning(
+            "cron: lease %s is claimed by crons with different schedules (this one %s, another "
+            "%s): only the leader's entries are sent; give each app its own CONSOLE_CRON_NAME",
+            self.lease,
+            self.digest,
+            other,
+        )
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Check the lease, send what fell due while leading; return seconds to sleep."""
@@ -174,5 +208,7 @@ class CoordinatedScheduler(Scheduler):
 def coordinate(app: Any, settings: Any) -> list[str]:
     """Configure ``app`` for coordinated cron; return the beat arguments that select it."""
     app.conf.console_cron_takeover = settings.cron_takeover
+    if settings.cron_name:
+        app.conf.console_cron_name = settings.cron_name
     app.conf.console_cron_state_dir = str(settings.state_dir)
     return ["-S", f"{CoordinatedScheduler.__module__}:{CoordinatedScheduler.__name__}"]
