@@ -165,8 +165,11 @@ class AMQPCoordinator:
         self._records[entry] = last
         return last
 
-    def claim(self, entry: str, slot: float) -> bool:
-        """Publish the new record with a confirm on the lock's connection; True once confirmed."""
+    def claim(self, entry: str, slot: float, keep: float = 0.0) -> bool:
+        """Publish the new record with a confirm on the lock's connection; True once confirmed.
+
+        ``keep`` is not used: a record queue is never evicted and holds one message.
+        """
         if self._token is None:
             return False
         last = self.last_slot(entry)

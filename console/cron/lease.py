@@ -80,8 +80,9 @@ class Coordinator(Protocol):
         """The last slot recorded for ``entry`` (leader only); raises BrokerUnavailable."""
         ...
 
-    def claim(self, entry: str, slot: float) -> bool:
-        """Record ``slot`` for ``entry`` if still leader and later than the record."""
+    def claim(self, entry: str, slot: float, keep: float = ...) -> bool:
+        """Record ``slot`` for ``entry`` if still leader and later than the record; the broker
+        keeps the record at least ``keep`` seconds where records expire (Redis)."""
         ...
 
     def wait(self, seconds: float) -> None:

@@ -24,7 +24,7 @@ from celery.beat import Scheduler
 from console.broker.urls import BrokerURLError, parse_broker_url
 from console.cron import role as roles
 from console.cron.lease import BrokerUnavailable, Coordinator, LeaseTiming, make_coordinator
-from console.cron.slots import due_slot, next_check
+from console.cron.slots import due_slot, next_check, record_ttl
 
 logger = logging.getLogger("console.cron")
 
@@ -71,6 +71,8 @@ class CoordinatedScheduler(Scheduler):
         self.digest = schedule_digest(self.schedule.values())
         self.lease = lock_name(self.app, self.digest)
         self._conflicts: set[str] = set()
+        self._remembered: dict[str, float] = {}
+        """The last slot this process read or recorded per entry: what survives a lost record."""
         try:
             url = parse_broker_url(str(conf.broker_url))
         except BrokerURLError as exc:
@@ -144,9 +146,23 @@ class CoordinatedScheduler(Scheduler):
         assert self.coordinator is not None
         now = self.app.now().timestamp()
         last = self.coordinator.last_slot(entry.name)
+        if last is None and entry.name in self._remembered:
+            # Evicted (a maxmemory policy other than noeviction) or deleted: say so, and go on
+            # from the slot this process knows rather than count it as new and skip a tick.
+            last = self._remembered[entry.name]
+            logger.warning(
+                "cron: the slot record of %s was lost from the broker (evicted or deleted); "
+                "going on from slot %s",
+                entry.name,
+                last,
+            )
+        if last is not None:
+            self._remembered[entry.name] = last
         slot = due_slot(entry.schedule, last, now)
-        if slot is None or not self.coordinator.claim(entry.name, slot):
+        keep = record_ttl(entry.schedule, now)
+        if slot is None or not self.coordinator.claim(entry.name, slot, keep):
             return
+        self._remembered[entry.name] = slot
         if last is None:
             # A schedule never seen on this broker starts counting now, as beat does.
             logger.info("cron: %s first seen, next send after slot %s", entry.name, slot)

@@ -13,6 +13,11 @@ from typing import Any
 
 from celery.schedules import schedule as interval_schedule
 
+RECORD_TTL_FLOOR = 30 * 24 * 3600.0
+"""Seconds a slot record lives at least after its last claim (Redis)."""
+RECORD_TTL_PERIODS = 100
+"""A slot record outlives this many of its schedule's periods, whatever the floor."""
+
 
 def interval_of(sched: Any) -> float | None:
     """Seconds between slots of a plain interval schedule, else None."""
@@ -52,3 +57,16 @@ def next_check(sched: Any, now: float, longest: float) -> float:
         return longest
     wait = (math.floor(now / every) + 1) * every - now
     return max(0.0, min(wait, longest))
+
+
+def record_ttl(sched: Any, now: float) -> float:
+    """How long a slot record is kept after a claim: the floor, or many periods when longer."""
+    period = interval_of(sched)
+    if period is None:
+        try:  # crontab, solar: the time until the next run stands for the period
+            period = float(
+                sched.remaining_estimate(datetime.fromtimestamp(now, tz=UTC)).total_seconds()
+            )
+        except Exception:  # a schedule class that cannot tell: a year
+            period = 365 * 24 * 3600.0
+    return max(RECORD_TTL_FLOOR, RECORD_TTL_PERIODS * max(period, 0.0))
