@@ -71,6 +71,7 @@ class CoordinatedScheduler(Scheduler):
         self.digest = schedule_digest(self.schedule.values())
         self.lease = lock_name(self.app, self.digest)
         self._conflicts: set[str] = set()
+        self._publishing: tuple[Any, Any] | None = None
         self._remembered: dict[str, float] = {}
         """The last slot this process read or recorded per entry: what survives a lost record."""
         try:
@@ -188,10 +189,10 @@ class CoordinatedScheduler(Scheduler):
         try:
             task = self.app.tasks.get(entry.task)
             if task is not None:
-                task.apply_async(entry.args, entry.kwargs, producer=self.producer, **options)
+                task.apply_async(entry.args, entry.kwargs, producer=self._publisher(), **options)
             else:
                 self.app.send_task(
-                    entry.task, entry.args, entry.kwargs, producer=self.producer, **options
+                    entry.task, entry.args, entry.kwargs, producer=self._publisher(), **options
                 )
         except Exception as exc:  # any publish failure; the slot is recorded, so it is lost
             logger.error("cron: sending %s for slot %s failed: %s", entry.name, slot, exc)
@@ -199,12 +200,23 @@ class CoordinatedScheduler(Scheduler):
         else:
             self.reserve(entry)
 
+    def _publisher(self) -> Any:
+        """The producer for sends, on a publishing connection of this scheduler's own.
+
+        Beat's ``producer`` and ``connection`` are cached properties whose cache beat itself
+        clears through ``__dict__``; they are left alone, so a change in how beat caches them
+        cannot keep a dead connection here. The connection opens on the first publish.
+        """
+        if self._publishing is None:
+            connection = self.app.connection_for_write()
+            self._publishing = (connection, self.Producer(connection, auto_declare=False))
+        return self._publishing[1]
+
     def _drop_producer(self) -> None:
-        self.__dict__.pop("producer", None)
-        connection = self.__dict__.pop("connection", None)
-        if connection is not None:
+        publishing, self._publishing = self._publishing, None
+        if publishing is not None:
             try:
-                connection.release()
+                publishing[0].release()
             except Exception:  # a dead connection may fail to close; it is dropped anyway
                 logger.debug("cron: closing the publishing connection failed", exc_info=True)
 
@@ -217,6 +229,7 @@ class CoordinatedScheduler(Scheduler):
                     logger.warning("cron role: leader -> stopped (lease released)")
             if self.state_dir is not None:
                 roles.remove_role(self.state_dir, os.getpid())
+            self._drop_producer()
         finally:
             super().close()
 
