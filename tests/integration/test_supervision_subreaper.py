@@ -6,9 +6,11 @@ import contextlib
 import functools
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 import pytest
@@ -99,3 +101,52 @@ def test_an_adopted_process_that_exits_is_reaped(supervised: Supervised) -> None
         return False  # running, or a zombie nobody reaps
 
     wait_until("the adopted grandchild reaped", reaped, timeout=10)
+
+
+# A supervisor in a process of its own, running the escaping program; it prints the guard's and
+# the grandchild's pids, then waits to be killed.
+SUPERVISOR = """
+import sys, time
+from console.supervision import ProgramConfig, Supervisor
+sup = Supervisor(tick_interval=0.05)
+sup.add_program(ProgramConfig("escapes", [sys.executable, "-c", sys.argv[1], "300"]))
+sup.run_in_background()
+deadline = time.monotonic() + 20
+while not any(line == "orphaned" for line in sup.output("escapes")):
+    assert time.monotonic() < deadline, sup.output("escapes")
+    time.sleep(0.02)
+grandchild = next(x for x in sup.output("escapes") if x.startswith("grandchild")).split()[1]
+print(sup.snapshot()[0].pgid, grandchild, flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_sigkilled_supervisor_takes_the_escaped_grandchild_along() -> None:
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, ESCAPES],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        start_new_session=True,
+    )
+    pids: list[int] = []
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]  # the script's own deadline
+        assert len(pids) == 2, "the supervisor script failed"
+        guard, grandchild = pids
+        assert os.getsid(grandchild) != os.getsid(guard)
+        proc.kill()
+        proc.wait(10)
+        assert wait_gone([grandchild], 5.0) == [], "the escaped grandchild outlived its supervisor"
+        assert wait_gone([guard], 5.0) == []
+    finally:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait(10)
+        for pid in pids:
+            if not gone(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
