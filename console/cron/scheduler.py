@@ -160,7 +160,7 @@ class CoordinatedScheduler(Scheduler):
         if last is not None:
             self._remembered[entry.name] = last
         slot = due_slot(entry.schedule, last, now)
-        keep = record_ttl(entry.schedule, now)
+        keep = record_ttl(entry.schedule)
         if slot is None or not self.coordinator.claim(entry.name, slot, keep):
             return
         self._remembered[entry.name] = slot
