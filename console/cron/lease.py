@@ -15,8 +15,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-from console.broker.urls import BrokerURL
-
 
 class BrokerUnavailable(Exception):
     """The broker could not be reached or answered with an error; the role is unknown."""
@@ -97,20 +95,3 @@ class Coordinator(Protocol):
 def owner_id() -> str:
     """This process as a lease holder: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def make_coordinator(
-    url: BrokerURL, name: str, timing: LeaseTiming, schedule: str = ""
-) -> Coordinator:
-    """The coordinator for the broker ``url``; ``name`` separates apps sharing a broker.
-
-    ``schedule`` (a digest of this cron's entries) travels with the claim, so crons with
-    different schedules that claim one lease can tell.
-    """
-    if url.kind == "redis":
-        from console.cron.redis_lease import RedisCoordinator
-
-        return RedisCoordinator(url, name, timing, schedule)
-    from console.cron.amqp_lease import AMQPCoordinator
-
-    return AMQPCoordinator(url, name, timing, schedule)

@@ -23,7 +23,8 @@ from celery.beat import Scheduler
 
 from console.broker.urls import BrokerURLError, parse_broker_url
 from console.cron import role as roles
-from console.cron.lease import BrokerUnavailable, Coordinator, LeaseTiming, make_coordinator
+from console.cron.coordinator import make_coordinator
+from console.cron.lease import BrokerUnavailable, Coordinator, LeaseTiming
 from console.cron.slots import due_slot, next_check, record_ttl
 
 logger = logging.getLogger("console.cron")
