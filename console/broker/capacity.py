@@ -127,14 +127,13 @@ def memory_warnings(memory: BrokerMemory) -> list[CapacityWarning]:
     limited = memory.limit_source == "maxmemory" and bool(memory.limit)
     if limited and memory.policy and memory.policy != "noeviction":
         if memory.policy.startswith("volatile"):  # only keys with a TTL: the cron's own
-            what = f"the cron lease and slot records ({CRON_KEYS}, which expire)"
+            what = f"the cron keys ({CRON_KEYS}, which expire)"
         else:
-            what = f"queued tasks and the cron lease and slot records ({CRON_KEYS})"
+            what = f"queued tasks and the cron keys ({CRON_KEYS})"
         out.append(
             CapacityWarning(
                 "eviction-policy",
-                f"maxmemory-policy {memory.policy} can evict {what} at maxmemory, losing "
-                "work or a cron tick: use noeviction",
+                f"maxmemory-policy {memory.policy} can evict {what} at maxmemory: use noeviction",
                 "alarm",
             )
         )
