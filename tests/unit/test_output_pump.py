@@ -55,8 +55,33 @@ def write_all(fd: int, data: bytes) -> threading.Thread:
     return thread
 
 
+class Collected(logging.Handler):
+    """Keeps the records logged to ``sentry_console.supervision`` during the test (caplog sees
+    nothing once ``console.consolelog`` stops the ``sentry_console`` tree propagating)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep ``record``."""
+        self.records.append(record)
+
+
+@pytest.fixture
+def logged() -> Iterator[Collected]:
+    """What the supervision logger says at ERROR or above."""
+    handler = Collected()
+    logger = logging.getLogger("sentry_console.supervision")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
 def test_a_failing_pipe_neither_stops_the_others_nor_itself(
-    pump: OutputPump, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    pump: OutputPump, tmp_path: Path, logged: Collected
 ) -> None:
     # A log file closed under the pump (as a program's buffer being closed while its last
     # output arrives) makes every write of that program's output raise ValueError.
@@ -67,17 +92,16 @@ def test_a_failing_pipe_neither_stops_the_others_nor_itself(
     broken_fd = piped(pump, broken)
     healthy_fd = piped(pump, healthy)
     try:
-        with caplog.at_level(logging.ERROR, logger="sentry_console.supervision"):
-            os.write(broken_fd, b"first\n")
-            wait_until("the failing pipe read", lambda: unread(broken_fd) == 0, timeout=10)
-            os.write(healthy_fd, b"still read\n")
-            wait_until("the other pipe drained", lambda: healthy.lines() == ["still read"], 10)
-            # The failing pipe is still read, so its program never blocks on a full pipe.
-            writer = write_all(broken_fd, (b"x" * 1023 + b"\n") * (PIPE_FILL // 1024))
-            wait_until("the failing pipe drained", lambda: not writer.is_alive(), timeout=10)
+        os.write(broken_fd, b"first\n")
+        wait_until("the failing pipe read", lambda: unread(broken_fd) == 0, timeout=10)
+        os.write(healthy_fd, b"still read\n")
+        wait_until("the other pipe drained", lambda: healthy.lines() == ["still read"], 10)
+        # The failing pipe is still read, so its program never blocks on a full pipe.
+        writer = write_all(broken_fd, (b"x" * 1023 + b"\n") * (PIPE_FILL // 1024))
+        wait_until("the failing pipe drained", lambda: not writer.is_alive(), timeout=10)
         assert pump.errors >= 2
-        assert any("output" in r.getMessage() for r in caplog.records), caplog.text
-        assert len([r for r in caplog.records if r.exc_info]) == 1, "one traceback per pipe"
+        assert any("output" in r.getMessage() for r in logged.records), logged.records
+        assert len([r for r in logged.records if r.exc_info]) == 1, "one traceback per pipe"
     finally:
         os.close(broken_fd)
         os.close(healthy_fd)
