@@ -35,6 +35,9 @@ Settings read from ``SENTRY_CONF``:
     however many crons run (default ``True``; ``False`` gives Celery beat's own behaviour).
 ``CONSOLE_CRON_TAKEOVER``
     Seconds within which a standby cron takes over from a killed sender (default 5).
+``CONSOLE_CRON_NAME``
+    The cron lease's name: crons with the same name send each tick once between them (default:
+    the app's name, default queue and a digest of its schedule's entries).
 ``CONSOLE_PROGRAM_LOG_BYTES``
     Size at which each program's log file (``logs/NAME.log`` in the state directory) rotates
     (default 10 MiB); 0 writes no log files.
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -147,6 +151,8 @@ class Settings:
     """Whether cron processes coordinate through the broker so each tick is sent once."""
     cron_takeover: float = 5.0
     """Seconds within which a standby cron replaces a killed sender."""
+    cron_name: str | None = None
+    """The cron lease's name (None: app name, default queue and the schedule's digest)."""
     rabbitmq_api: str | None = field(default=None, repr=False)
     """RabbitMQ management API URL (None: broker host, port 15672); may hold a password."""
     program_log_bytes: int = 10 * 1024 * 1024
@@ -365,6 +371,11 @@ def resolve_settings(
         kwargs["worker_groups"] = _worker_groups(conf["CONSOLE_WORKERS"])
     if state_dir is not None:
         kwargs["state_dir"] = state_dir
+    if "CONSOLE_CRON_NAME" in conf:
+        name = conf["CONSOLE_CRON_NAME"]
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", name):
+            raise SettingsError("SENTRY_CONF: CONSOLE_CRON_NAME must be 1-100 of A-Za-z0-9_.:-")
+        kwargs["cron_name"] = name
     if "CONSOLE_KEYMAP" in conf:
         kwargs["keymap"] = _keymap(conf["CONSOLE_KEYMAP"])
     for key, name in (

@@ -117,16 +117,23 @@ class MemoryTrend:
         return (limit - used) / rate if rate > 0 else None
 
 
+CRON_KEYS = "sentry-console:cron:*"
+"""The Redis keys of the cron lease (``console.cron.redis_lease.KEY_PREFIX``), for warnings."""
+
+
 def memory_warnings(memory: BrokerMemory) -> list[CapacityWarning]:
     """Warnings about the memory figures alone (eviction policy, high use, filling up)."""
     out: list[CapacityWarning] = []
     limited = memory.limit_source == "maxmemory" and bool(memory.limit)
     if limited and memory.policy and memory.policy != "noeviction":
+        if memory.policy.startswith("volatile"):  # only keys with a TTL: the cron's own
+            what = f"the cron keys ({CRON_KEYS}, which expire)"
+        else:
+            what = f"queued tasks and the cron keys ({CRON_KEYS})"
         out.append(
             CapacityWarning(
                 "eviction-policy",
-                f"maxmemory-policy {memory.policy} can evict queued tasks at maxmemory: "
-                "use noeviction",
+                f"maxmemory-policy {memory.policy} can evict {what} at maxmemory: use noeviction",
                 "alarm",
             )
         )

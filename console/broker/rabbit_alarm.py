@@ -118,8 +118,9 @@ class BlockedWatcher:
                     self._error = None
                 self._watch(conn)
             except Exception as exc:
-                with self._lock:
-                    self._error = describe_error(exc)
+                # A block belongs to the connection that was told: with it gone, what is known
+                # is that the connection is down, not that an alarm still holds.
+                self._set(None, describe_error(exc))
             finally:
                 if conn is not None:
                     _close(conn)

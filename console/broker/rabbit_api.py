@@ -1,7 +1,8 @@
 """The RabbitMQ management API, where enabled: per-queue unacked, bytes, rates and node memory.
 
 One HTTP request per poll, alternating between the queues of the broker's vhost and the nodes,
-with a timeout; stdlib urllib only. An absent or unreachable API is reported once as a note and
+with a timeout; stdlib urllib only. No redirect is followed: urllib would resend the Basic
+credentials to wherever it points. An absent or unreachable API is reported once as a note and
 retried every ``RETRY_AFTER`` seconds; the AMQP figures stay meanwhile.
 """
 
@@ -68,6 +69,18 @@ def shown_base(base: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: urllib would resend the Authorization header to the new address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        """Follow nothing; the 3xx answer surfaces as an HTTPError."""
+        return None
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoRedirects())
+
+
 class RabbitManagementAPI:
     """Reads the management API one request per poll and keeps the last answer of each kind."""
 
@@ -87,6 +100,7 @@ class RabbitManagementAPI:
         self.vhost = url.vhost or "/"
         self.timeout = timeout
         self.requests = 0
+        self._opener = _opener()
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._clock = clock
         self._turn = 0
@@ -102,7 +116,7 @@ class RabbitManagementAPI:
             self.base + path, headers={"Authorization": self._auth, "Accept": "application/json"}
         )
         self.requests += 1
-        with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+        with self._opener.open(request, timeout=self.timeout) as reply:
             return json.loads(reply.read())
 
     def refresh(self) -> None:
@@ -119,7 +133,11 @@ class RabbitManagementAPI:
                 path = f"/api/queues/{quote(self.vhost, safe='')}?columns={QUEUE_COLUMNS}"
                 self._read_queues(self._get(path))
         except urllib.error.HTTPError as exc:
-            self._fail(f"HTTP {exc.code} {exc.reason}", now)
+            if 300 <= exc.code < 400:
+                # Credentials go only where they were configured for; point the setting there.
+                self._fail(f"HTTP {exc.code} redirect not followed with credentials", now)
+            else:
+                self._fail(f"HTTP {exc.code} {exc.reason}", now)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             self._fail(describe_error(exc) if isinstance(exc, OSError) else "bad answer", now)
         else:

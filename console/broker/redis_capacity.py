@@ -2,8 +2,11 @@
 
 kombu keeps every delivered, unacknowledged message in the ``unacked`` hash (delivery tag ->
 ``[message, exchange, routing_key]``) and its delivery time in the ``unacked_index`` sorted set,
-both under ``global_keyprefix``. A message older than ``visibility_timeout`` there is delivered
-again by the next worker that restores unacked work: a sign of a dead or stuck worker.
+both under ``global_keyprefix``. Every read is bounded whatever their size: the hash's length,
+at most ``UNACKED_DETAIL_LIMIT + 1`` tags from the index (a range read, never HKEYS), and the
+payloads of at most ``UNACKED_READS_PER_POLL`` tags not seen before. A message older than
+``visibility_timeout`` there is delivered again by the next worker that restores unacked work:
+a sign of a dead or stuck worker.
 """
 
 from __future__ import annotations
@@ -115,7 +118,9 @@ class RedisCapacityProbe:
         pipe.hlen(self.unacked_key)
         pipe.zcount(self.index_key, "-inf", cutoff)
         if detail:
-            pipe.hkeys(self.unacked_key)
+            # The tags from the index, at most one past the limit: HKEYS on the hash would read
+            # all of it, however large, before the HLEN beside it could say it is too large.
+            pipe.zrange(self.index_key, 0, UNACKED_DETAIL_LIMIT)
             pipe.zrangebyscore(self.index_key, "-inf", cutoff, start=0, num=UNACKED_DETAIL_LIMIT)
         for name in names:
             for key in keys[name]:
@@ -128,6 +133,7 @@ class RedisCapacityProbe:
             if detail:
                 tag_reply, overdue_reply = next(it), next(it)
                 detail = not (_refused(tag_reply) or _refused(overdue_reply))
+                detail = detail and len(tag_reply) <= UNACKED_DETAIL_LIMIT
             tags = [_text(t) for t in tag_reply] if detail else []
             overdue_tags = {_text(t) for t in overdue_reply} if detail else set()
             sizes = {name: _sum_sizes(next(it) for _ in keys[name]) for name in names}

@@ -6,6 +6,14 @@ connection closes (at once when the process dies, after the heartbeat timeout wh
 frozen or cut off) the broker requeues the token and hands it to the next consumer. Standbys
 only wait: no polling, no failed declares filling the broker's log.
 
+The leader never holds one token for long: RabbitMQ closes a channel that keeps a delivery
+unacked past ``consumer_timeout`` (30 minutes by default), which would hand the lease over on a
+healthy system. So the leader publishes a fresh token every ``LeaseTiming.token_refresh`` seconds;
+being the single active consumer, it receives that token itself and acks the older one, so its
+oldest unacked delivery is always younger than the refresh interval. (RabbitMQ 3.12's per-queue
+``x-consumer-timeout`` argument is not used: the argument would make the declaration of a lock
+queue made by an earlier version fail as inequivalent, and older brokers ignore it.)
+
 The slot records are one-message queues (``x-max-length`` 1) that only the token holder's own
 connection writes, with publisher confirms: a confirmed record proves the broker still counted
 that connection alive, hence the token still ours, when it stored the slot. py-amqp never
@@ -39,13 +47,18 @@ LOCK_ARGS = {"x-single-active-consumer": True, "x-max-length": 1}
 class AMQPCoordinator:
     """Leader lock and slot records in a RabbitMQ vhost, named ``sentry-console.cron.<name>``."""
 
-    def __init__(self, url: BrokerURL, name: str, timing: LeaseTiming) -> None:
+    def __init__(self, url: BrokerURL, name: str, timing: LeaseTiming, schedule: str = "") -> None:
         self._url = url
         self._timing = timing
+        self._body = schedule.encode() or b"token"
+        """Every token this cron publishes carries its schedule's digest."""
+        self._foreign: str | None = None
         self._prefix = f"sentry-console.cron.{name}"
         self._conn: amqp.Connection | None = None
         self._channel: Any = None
         self._token: int | None = None
+        self._token_at = 0.0
+        """When the held token arrived (monotonic): it is refreshed before it gets old."""
         self._records: dict[str, float | None] = {}
 
     @property
@@ -66,7 +79,7 @@ class AMQPCoordinator:
             channel.queue_declare(self._lock, durable=True, auto_delete=False, arguments=LOCK_ARGS)
             # Every newcomer adds a token, so one exists even on a fresh broker; the leader
             # keeps one and acks the others away, and the length limit bounds idle ones.
-            token = amqp.Message(b"token", delivery_mode=2)
+            token = amqp.Message(self._body, delivery_mode=2)
             channel.basic_publish(token, exchange="", routing_key=self._lock)
             channel.basic_consume(self._lock, callback=self._on_token)
             # A token for a lone consumer arrives within a round trip: wait that long once, so
@@ -76,11 +89,26 @@ class AMQPCoordinator:
         return self._channel
 
     def _on_token(self, message: Any) -> None:
+        body = bytes(message.body)
+        if body not in (self._body, b"token"):
+            self._foreign = body.decode(errors="replace")  # a cron with another schedule
         if self._token is None:
-            self._token = message.delivery_tag
             self._records.clear()
         else:
-            message.channel.basic_ack(message.delivery_tag)
+            # Any token marks the leader: keep the newest, so no delivery stays unacked for long.
+            message.channel.basic_ack(self._token)
+        self._token = message.delivery_tag
+        self._token_at = time.monotonic()
+
+    def _refresh_token(self) -> None:
+        """Leader: publish a fresh token once the held one is due; it comes back to us."""
+        if self._token is None or self._channel is None:
+            return
+        if time.monotonic() - self._token_at < self._timing.token_refresh:
+            return
+        token = amqp.Message(self._body, delivery_mode=2)
+        self._channel.basic_publish(token, exchange="", routing_key=self._lock)
+        self._token_at = time.monotonic()  # not again before the interval, even if it is late
 
     def _drop(self) -> None:
         conn, self._conn, self._channel = self._conn, None, None
@@ -103,6 +131,7 @@ class AMQPCoordinator:
         try:
             self._connect()
             assert self._conn is not None
+            self._refresh_token()
             for _ in range(100):
                 try:
                     self._conn.drain_events(timeout=0.01)
@@ -112,7 +141,8 @@ class AMQPCoordinator:
         except _ERRORS as exc:
             self._drop()
             raise BrokerUnavailable(type(exc).__name__) from None
-        return Refresh(self._token is not None)
+        foreign, self._foreign = self._foreign, None
+        return Refresh(self._token is not None, schedule=foreign)
 
     def last_slot(self, entry: str) -> float | None:
         """The slot recorded for ``entry``, read once per leadership."""
@@ -135,8 +165,11 @@ class AMQPCoordinator:
         self._records[entry] = last
         return last
 
-    def claim(self, entry: str, slot: float) -> bool:
-        """Publish the new record with a confirm on the lock's connection; True once confirmed."""
+    def claim(self, entry: str, slot: float, keep: float = 0.0) -> bool:
+        """Publish the new record with a confirm on the lock's connection; True once confirmed.
+
+        ``keep`` is not used: a record queue is never evicted and holds one message.
+        """
         if self._token is None:
             return False
         last = self.last_slot(entry)

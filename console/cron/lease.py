@@ -15,8 +15,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-from console.broker.urls import BrokerURL
-
 
 class BrokerUnavailable(Exception):
     """The broker could not be reached or answered with an error; the role is unknown."""
@@ -45,6 +43,11 @@ class LeaseTiming:
         return max(1, round(self.takeover * 0.4))
 
     @property
+    def token_refresh(self) -> float:
+        """Seconds between fresh AMQP tokens: well inside any consumer timeout (1 min at least)."""
+        return min(30.0, max(1.0, self.takeover))
+
+    @property
     def io_timeout(self) -> float:
         """Socket timeout for a broker round trip."""
         return max(0.2, min(2.0, self.takeover * 0.3))
@@ -59,6 +62,9 @@ class Refresh:
     """Redis: the fencing counter of this leadership; AMQP: None."""
     holder: str | None = None
     """Who holds the lease, when the broker can tell (Redis)."""
+    schedule: str | None = None
+    """The schedule digest of another cron claiming this lease, when one was seen: the holder's
+    (Redis, as a standby) or a newcomer's (AMQP, as the leader)."""
 
 
 class Coordinator(Protocol):
@@ -72,8 +78,9 @@ class Coordinator(Protocol):
         """The last slot recorded for ``entry`` (leader only); raises BrokerUnavailable."""
         ...
 
-    def claim(self, entry: str, slot: float) -> bool:
-        """Record ``slot`` for ``entry`` if still leader and later than the record."""
+    def claim(self, entry: str, slot: float, keep: float = ...) -> bool:
+        """Record ``slot`` for ``entry`` if still leader and later than the record; the broker
+        keeps the record at least ``keep`` seconds where records expire (Redis)."""
         ...
 
     def wait(self, seconds: float) -> None:
@@ -88,14 +95,3 @@ class Coordinator(Protocol):
 def owner_id() -> str:
     """This process as a lease holder: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def make_coordinator(url: BrokerURL, name: str, timing: LeaseTiming) -> Coordinator:
-    """The coordinator for the broker ``url``; ``name`` separates apps sharing a broker."""
-    if url.kind == "redis":
-        from console.cron.redis_lease import RedisCoordinator
-
-        return RedisCoordinator(url, name, timing)
-    from console.cron.amqp_lease import AMQPCoordinator
-
-    return AMQPCoordinator(url, name, timing)

@@ -1,4 +1,8 @@
-"""Redis lease: ``SET NX PX`` with a fencing term, renewed and used by compare-and-set scripts."""
+"""Redis lease: ``SET NX PX`` with a fencing term, renewed and used by compare-and-set scripts.
+
+Slot records expire (``record_ttl``: far beyond their schedule's interval, so only a removed
+entry's record goes); each claim sets the TTL afresh.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ from redis.retry import Retry
 
 from console.broker.urls import BrokerURL
 from console.cron.lease import BrokerUnavailable, LeaseTiming, Refresh, owner_id
+from console.cron.slots import RECORD_TTL_FLOOR
+
+KEY_PREFIX = "sentry-console:cron:"
+"""Every key of the Redis lease starts so: ``<prefix><lease>:{leader,term,handover,slot:*}``."""
 
 ACQUIRE = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -42,7 +50,7 @@ CLAIM = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1, ''} end
 local last = redis.call('GET', KEYS[2])
 if last and tonumber(last) >= tonumber(ARGV[2]) then return {0, last} end
-redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return {1, ARGV[2]}
 """
 
@@ -50,11 +58,12 @@ return {1, ARGV[2]}
 class RedisCoordinator:
     """Leader lease and slot records in Redis, keyed under ``sentry-console:cron:<name>``."""
 
-    def __init__(self, url: BrokerURL, name: str, timing: LeaseTiming) -> None:
+    def __init__(self, url: BrokerURL, name: str, timing: LeaseTiming, schedule: str = "") -> None:
         self._url = url
         self._timing = timing
-        self._prefix = f"sentry-console:cron:{name}"
-        self._owner = owner_id()
+        self._prefix = f"{KEY_PREFIX}{name}"
+        # The lease value names the holder and its schedule: ``host:pid:rand|digest#term``.
+        self._owner = f"{owner_id()}|{schedule}"
         self._value: str | None = None
         self._client: redis.Redis | None = None
 
@@ -96,7 +105,10 @@ class RedisCoordinator:
         if term:
             self._value = holder
             return Refresh(True, int(term))
-        return Refresh(False, holder=holder.rsplit(":", 1)[0] if holder else None)
+        if not holder:
+            return Refresh(False)
+        who, _, schedule = holder.rsplit("#", 1)[0].partition("|")
+        return Refresh(False, holder=who.rsplit(":", 1)[0], schedule=schedule or None)
 
     def last_slot(self, entry: str) -> float | None:
         """The slot recorded for ``entry``."""
@@ -107,12 +119,13 @@ class RedisCoordinator:
             raise BrokerUnavailable(type(exc).__name__) from None
         return None if raw is None else float(raw)
 
-    def claim(self, entry: str, slot: float) -> bool:
-        """Record ``slot`` atomically with the lease check."""
+    def claim(self, entry: str, slot: float, keep: float = RECORD_TTL_FLOOR) -> bool:
+        """Record ``slot`` atomically with the lease check; the record lives ``keep`` seconds."""
         if self._value is None:
             return False
         keys = [f"{self._prefix}:leader", f"{self._prefix}:slot:{entry}"]
-        status, _last = self._call(CLAIM, keys, [self._value, repr(slot)])
+        args = [self._value, repr(slot), int(keep * 1000)]
+        status, _last = self._call(CLAIM, keys, args)
         if status == -1:
             self._value = None
         return bool(status == 1)

@@ -5,14 +5,17 @@ Run every cron process with it (``celery beat -S console.cron.scheduler:Coordina
 state lives in the broker, not in the local ``celerybeat-schedule`` file, so the processes
 agree on which slot was sent last whichever host they run on.
 
-App settings read: ``console_cron_takeover`` (seconds, default 5) and
-``console_cron_state_dir`` (where the role file goes; none when unset).
+App settings read: ``console_cron_takeover`` (seconds, default 5),
+``console_cron_state_dir`` (where the role file goes; none when unset) and
+``console_cron_name`` (the lease's name; see ``lock_name``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,9 @@ from celery.beat import Scheduler
 
 from console.broker.urls import BrokerURLError, parse_broker_url
 from console.cron import role as roles
-from console.cron.lease import BrokerUnavailable, Coordinator, LeaseTiming, make_coordinator
-from console.cron.slots import due_slot, next_check
+from console.cron.coordinator import make_coordinator
+from console.cron.lease import BrokerUnavailable, Coordinator, LeaseTiming
+from console.cron.slots import due_slot, next_check, record_ttl
 
 logger = logging.getLogger("console.cron")
 
@@ -34,9 +38,23 @@ SENDER_HEADER = "console_cron_sender"
 """Message header: host and pid of the cron process that sent it."""
 
 
-def lock_name(app: Any) -> str:
-    """What separates one app's crons from another's on a shared broker."""
-    return f"{app.main or 'celery'}:{app.conf.task_default_queue or 'celery'}"
+def schedule_digest(entries: Iterable[Any]) -> str:
+    """A short digest of a schedule's identity: its entries' names and tasks."""
+    keys = sorted(f"{entry.name}\0{entry.task}" for entry in entries)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+
+
+def lock_name(app: Any, digest: str) -> str:
+    """What separates one app's crons from another's on a shared broker.
+
+    ``console_cron_name`` (``CONSOLE_CRON_NAME``) when set; else the app's name, default queue
+    and schedule digest, so two apps left at Celery's defaults (``celery:celery``) on one
+    broker never share a lease (the follower's entries would never be sent).
+    """
+    name = app.conf.get("console_cron_name")
+    if name:
+        return str(name)
+    return f"{app.main or 'celery'}:{app.conf.task_default_queue or 'celery'}:{digest}"
 
 
 class CoordinatedScheduler(Scheduler):
@@ -51,12 +69,18 @@ class CoordinatedScheduler(Scheduler):
         self.state_dir = Path(state_dir) if state_dir else None
         self.role = ""
         self.coordinator: Coordinator | None = None
+        self.digest = schedule_digest(self.schedule.values())
+        self.lease = lock_name(self.app, self.digest)
+        self._conflicts: set[str] = set()
+        self._publishing: tuple[Any, Any] | None = None
+        self._remembered: dict[str, float] = {}
+        """The last slot this process read or recorded per entry: what survives a lost record."""
         try:
             url = parse_broker_url(str(conf.broker_url))
         except BrokerURLError as exc:
             logger.error("cron: cannot coordinate: %s", exc)
         else:
-            self.coordinator = make_coordinator(url, lock_name(self.app), self.timing)
+            self.coordinator = make_coordinator(url, self.lease, self.timing, self.digest)
         self._sender = f"{os.uname().nodename}:{os.getpid()}"
         if self.state_dir is not None:
             roles.prune_roles(self.state_dir)
@@ -76,6 +100,8 @@ class CoordinatedScheduler(Scheduler):
         except BrokerUnavailable as exc:
             self._set_role(roles.NO_BROKER, str(exc))
             return False
+        if state.schedule and state.schedule != self.digest:
+            self._conflict(state.schedule)
         if state.leader:
             if self.role != roles.LEADER:
                 # The publishing connection may have died while this process did not lead
@@ -85,6 +111,18 @@ class CoordinatedScheduler(Scheduler):
         else:
             self._set_role(roles.STANDBY, f"leader is {state.holder}" if state.holder else "")
         return state.leader
+
+    def _conflict(self, other: str) -> None:
+        if other in self._conflicts:
+            return
+        self._conflicts.add(other)
+        logger.warning(
+            "cron: lease %s is claimed by crons with different schedules (this one %s, another "
+            "%s): only the leader's entries are sent; give each app its own CONSOLE_CRON_NAME",
+            self.lease,
+            self.digest,
+            other,
+        )
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Check the lease, send what fell due while leading; return seconds to sleep."""
@@ -110,9 +148,23 @@ class CoordinatedScheduler(Scheduler):
         assert self.coordinator is not None
         now = self.app.now().timestamp()
         last = self.coordinator.last_slot(entry.name)
+        if last is None and entry.name in self._remembered:
+            # Evicted (a maxmemory policy other than noeviction) or deleted: say so, and go on
+            # from the slot this process knows rather than count it as new and skip a tick.
+            last = self._remembered[entry.name]
+            logger.warning(
+                "cron: the slot record of %s was lost from the broker (evicted or deleted); "
+                "going on from slot %s",
+                entry.name,
+                last,
+            )
+        if last is not None:
+            self._remembered[entry.name] = last
         slot = due_slot(entry.schedule, last, now)
-        if slot is None or not self.coordinator.claim(entry.name, slot):
+        keep = record_ttl(entry.schedule)
+        if slot is None or not self.coordinator.claim(entry.name, slot, keep):
             return
+        self._remembered[entry.name] = slot
         if last is None:
             # A schedule never seen on this broker starts counting now, as beat does.
             logger.info("cron: %s first seen, next send after slot %s", entry.name, slot)
@@ -138,10 +190,10 @@ class CoordinatedScheduler(Scheduler):
         try:
             task = self.app.tasks.get(entry.task)
             if task is not None:
-                task.apply_async(entry.args, entry.kwargs, producer=self.producer, **options)
+                task.apply_async(entry.args, entry.kwargs, producer=self._publisher(), **options)
             else:
                 self.app.send_task(
-                    entry.task, entry.args, entry.kwargs, producer=self.producer, **options
+                    entry.task, entry.args, entry.kwargs, producer=self._publisher(), **options
                 )
         except Exception as exc:  # any publish failure; the slot is recorded, so it is lost
             logger.error("cron: sending %s for slot %s failed: %s", entry.name, slot, exc)
@@ -149,12 +201,23 @@ class CoordinatedScheduler(Scheduler):
         else:
             self.reserve(entry)
 
+    def _publisher(self) -> Any:
+        """The producer for sends, on a publishing connection of this scheduler's own.
+
+        Beat's ``producer`` and ``connection`` are cached properties whose cache beat itself
+        clears through ``__dict__``; they are left alone, so a change in how beat caches them
+        cannot keep a dead connection here. The connection opens on the first publish.
+        """
+        if self._publishing is None:
+            connection = self.app.connection_for_write()
+            self._publishing = (connection, self.Producer(connection, auto_declare=False))
+        return self._publishing[1]
+
     def _drop_producer(self) -> None:
-        self.__dict__.pop("producer", None)
-        connection = self.__dict__.pop("connection", None)
-        if connection is not None:
+        publishing, self._publishing = self._publishing, None
+        if publishing is not None:
             try:
-                connection.release()
+                publishing[0].release()
             except Exception:  # a dead connection may fail to close; it is dropped anyway
                 logger.debug("cron: closing the publishing connection failed", exc_info=True)
 
@@ -167,6 +230,7 @@ class CoordinatedScheduler(Scheduler):
                     logger.warning("cron role: leader -> stopped (lease released)")
             if self.state_dir is not None:
                 roles.remove_role(self.state_dir, os.getpid())
+            self._drop_producer()
         finally:
             super().close()
 
@@ -174,5 +238,7 @@ class CoordinatedScheduler(Scheduler):
 def coordinate(app: Any, settings: Any) -> list[str]:
     """Configure ``app`` for coordinated cron; return the beat arguments that select it."""
     app.conf.console_cron_takeover = settings.cron_takeover
+    if settings.cron_name:
+        app.conf.console_cron_name = settings.cron_name
     app.conf.console_cron_state_dir = str(settings.state_dir)
     return ["-S", f"{CoordinatedScheduler.__module__}:{CoordinatedScheduler.__name__}"]

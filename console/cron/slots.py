@@ -13,6 +13,13 @@ from typing import Any
 
 from celery.schedules import schedule as interval_schedule
 
+RECORD_TTL_FLOOR = 30 * 24 * 3600.0
+"""Seconds a slot record lives at least after its last claim (Redis)."""
+RECORD_TTL_PERIODS = 100
+"""A slot record outlives this many of its schedule's periods, whatever the floor."""
+RECORD_TTL_CALENDAR = 400 * 24 * 3600.0
+"""Seconds a crontab or solar entry's record lives: beyond a yearly crontab's gap."""
+
 
 def interval_of(sched: Any) -> float | None:
     """Seconds between slots of a plain interval schedule, else None."""
@@ -52,3 +59,15 @@ def next_check(sched: Any, now: float, longest: float) -> float:
         return longest
     wait = (math.floor(now / every) + 1) * every - now
     return max(0.0, min(wait, longest))
+
+
+def record_ttl(sched: Any) -> float:
+    """How long a slot record is kept after a claim: the floor, or many periods when longer.
+
+    A schedule without a fixed interval (crontab, solar) gets a period of up to a year: the
+    longest gap a crontab can leave between two runs.
+    """
+    period = interval_of(sched)
+    if period is None:
+        return RECORD_TTL_CALENDAR
+    return max(RECORD_TTL_FLOOR, RECORD_TTL_PERIODS * period)

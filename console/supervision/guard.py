@@ -8,6 +8,11 @@ the whole group) and exits with the child's status. When the supervisor dies, ho
 guard notices (end of file on the ``--lifeline`` pipe, or its parent-death signal) and SIGKILLs its
 whole process group, grandchildren included.
 
+The guard is also a child subreaper (Linux): a descendant that left the group for a session of its
+own is adopted by the guard when its parent exits, instead of by init. The guard reaps what it
+adopts while the program runs, and SIGKILLs and reaps all of it when the program exits or the
+supervisor dies, so a double fork into a new session escapes no more than a plain child does.
+
 When the guard itself is SIGKILLed, two things take the program with it: the program's parent-death
 signal (SIGKILL, set between fork and exec) and a sentinel, a forked copy of the guard in the same
 group that waits for end of file on a pipe only the guard writes to and then SIGKILLs the group,
@@ -49,6 +54,9 @@ _CORE_SIGNALS = frozenset(
     }
 )
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+#: Seconds between reaps of adopted processes that exited while the program runs.
+REAP_EVERY = 1.0
 _parent_pid = 0
 
 
@@ -57,19 +65,29 @@ def _kill_group() -> None:
     os.killpg(0, signal.SIGKILL)
 
 
+def _kill_everything() -> None:
+    """The supervisor is gone: SIGKILL what the guard adopted, then the whole group."""
+    _kill_children()
+    _kill_group()
+
+
 def _on_signal(signum: int, frame: object) -> None:
     # Every guarded signal doubles as a liveness check: the parent-death signal is one of them.
     if os.getppid() != _parent_pid:
-        _kill_group()
+        _kill_everything()
 
 
-def _set_parent_death_signal(signum: int) -> None:
+def _prctl(option: int, value: int) -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the lifeline pipe and the sentinel still work
         pass
+
+
+def _set_parent_death_signal(signum: int) -> None:
+    _prctl(_PR_SET_PDEATHSIG, int(signum))
 
 
 def _fork(child_handler: signal.Handlers) -> int:
@@ -119,9 +137,9 @@ def _spawn(command: list[str]) -> int:
         os._exit(127)
 
 
-def _group_members(pgid: int, me: int) -> list[int]:
-    """Live (non-zombie) processes of the process group ``pgid`` other than ``me``."""
-    members = []
+def _processes(me: int) -> list[tuple[int, bytes, int, int]]:
+    """Every process but ``me`` as (pid, state, parent pid, process group), from /proc."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
@@ -130,9 +148,47 @@ def _group_members(pgid: int, me: int) -> list[int]:
                 fields = handle.read().rpartition(b")")[2].split()
         except OSError:
             continue
-        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
+        if len(fields) > 2:
+            found.append((int(entry), fields[0], int(fields[1]), int(fields[2])))
+    return found
+
+
+def _group_members(pgid: int, me: int) -> list[int]:
+    """Live (non-zombie) processes of the process group ``pgid`` other than ``me``."""
+    return [pid for pid, state, _, group in _processes(me) if state != b"Z" and group == pgid]
+
+
+def _reap(pid: int) -> int | None:
+    """Reap every child that exited (adopted ones too); the wait status of ``pid`` if it did."""
+    found = None
+    while True:
+        try:
+            done, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found
+        if done == 0:
+            return found
+        if done == pid:
+            found = status
+
+
+def _kill_children() -> None:
+    """SIGKILL and reap every child, adopted ones included, until none is left."""
+    if not os.path.isdir("/proc"):
+        return
+    me = os.getpid()
+    for _ in range(100):
+        children = [(pid, state) for pid, state, parent, _ in _processes(me) if parent == me]
+        if not children:
+            return
+        for pid, state in children:
+            if state != b"Z":
+                try:  # noqa: SIM105
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        select.select([], [], [], 0.01)
+        _reap(0)  # a killed child's own orphans are adopted in turn: the next round has them
 
 
 def _end_sentinel(pid: int) -> None:
@@ -169,13 +225,13 @@ def _wait_child(pid: int, lifeline: int) -> int:
         pidfd = None
     while True:
         watched = [lifeline] if pidfd is None else [lifeline, pidfd]
-        ready, _, _ = select.select(watched, [], [], 0.05 if pidfd is None else None)
+        ready, _, _ = select.select(watched, [], [], 0.05 if pidfd is None else REAP_EVERY)
         if lifeline in ready:
-            _kill_group()
-        if pidfd is None or pidfd in ready:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return status
+            _kill_everything()
+        # Adopted processes that exited are reaped here too, so no zombie piles up.
+        status = _reap(pid)
+        if status is not None:
+            return status
 
 
 def _exit_like(status: int) -> None:
@@ -210,6 +266,7 @@ def main(argv: list[str]) -> None:
     _set_parent_death_signal(signal.SIGHUP)
     if os.getppid() != _parent_pid:  # the parent died between fork and prctl
         _kill_group()
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     os.set_inheritable(lifeline, False)
     os.set_inheritable(status_fd, False)
     sentinel = _start_sentinel()
@@ -222,6 +279,7 @@ def main(argv: list[str]) -> None:
     status = _wait_child(pid, lifeline)
     _end_sentinel(sentinel)
     _kill_leftovers()
+    _kill_children()
     _exit_like(status)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import logging
+import math
 import os
 import selectors
 import threading
@@ -13,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger("sentry_console.supervision")
 
 COALESCE_SECONDS = 0.01
 """Pause between a pipe becoming readable and reading it (batches small writes)."""
@@ -136,6 +140,7 @@ class _Stream:
         self.sink = sink
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.partial = ""
+        self.errors = 0
 
     def feed(self, data: bytes, final: bool = False) -> None:
         self.sink.write_log(data)
@@ -166,6 +171,8 @@ class OutputPump:
         self._lock = threading.Lock()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.errors = 0
+        """Failures handling a pipe's output: that output is lost, the pipe is still read."""
 
     def start(self) -> None:
         """Start the draining thread (idempotent)."""
@@ -194,7 +201,11 @@ class OutputPump:
                 pending, self._pending = self._pending, []
                 stopping = self._stopping
             for fd, sink in pending:
-                self._selector.register(fd, selectors.EVENT_READ, _Stream(sink))
+                try:
+                    self._selector.register(fd, selectors.EVENT_READ, _Stream(sink))
+                except (OSError, ValueError, KeyError):  # a closed or duplicate descriptor
+                    self.errors += 1
+                    log.exception("output pump: cannot watch descriptor %d", fd)
             if stopping:
                 break
             ready = self._selector.select()
@@ -220,21 +231,44 @@ class OutputPump:
         except OSError:
             data = b""
         if data:
-            stream.feed(data)
-        else:
-            stream.feed(b"", final=True)
-            self._selector.unregister(fd)
-            os.close(fd)
-            if self._on_eof is not None:
+            self._feed(stream, data)
+            return
+        self._feed(stream, b"", final=True)
+        self._close(fd)
+        if self._on_eof is not None:
+            try:
                 self._on_eof()
+            except Exception:
+                self._failed(stream, "end-of-output callback")
+
+    def _feed(self, stream: _Stream, data: bytes, final: bool = False) -> None:
+        # One pipe's failure (a closed log file, a bug in a sink) must not stop the others'
+        # draining, nor its own: a child blocks on a full pipe that nobody reads.
+        try:
+            stream.feed(data, final)
+        except Exception:
+            self._failed(stream, "handling output")
+
+    def _failed(self, stream: _Stream, what: str) -> None:
+        self.errors += 1
+        stream.errors += 1
+        if stream.errors == 1:  # one traceback per pipe, then a line at 10, 100, 1000...
+            log.exception("output pump: %s of a program failed; its pipe is still drained", what)
+        elif math.log10(stream.errors).is_integer():
+            log.error("output pump: %s of a program failed (%d times)", what, stream.errors)
+
+    def _close(self, fd: int) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
     def _drain_and_close(self, fd: int, stream: _Stream) -> None:
         with contextlib.suppress(OSError):
             while data := os.read(fd, _READ_CHUNK):
-                stream.feed(data)
-        stream.feed(b"", final=True)
-        self._selector.unregister(fd)
-        os.close(fd)
+                self._feed(stream, data)
+        self._feed(stream, b"", final=True)
+        self._close(fd)
 
     def stop(self, timeout: float | None = None) -> None:
         """Read what is left in the pipes, close them and join the thread."""

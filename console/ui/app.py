@@ -29,7 +29,7 @@ from console.ui.failures import FailuresScreen
 from console.ui.follow import PollFailed, followed, safe_output
 from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
-from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen
+from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen, running_tasks
 from console.ui.process_detail import ProcessDetailScreen
 from console.ui.remote import SEVERITY, WorkerControlApp, WorkerSource
 from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
@@ -486,8 +486,8 @@ class ConsoleApp(WorkerControlApp):
         if self.watch_mode:  # nothing supervised: nothing to stop, nothing to ask
             self.stop_everything()
             return
-        running = len(self.last_data.active_tasks) if self.last_data else 0
-        if not running:
+        running = running_tasks(self.last_data)
+        if running == 0:
             self.stop_everything()
             return
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -85,8 +86,27 @@ class TypeNameScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
+def running_tasks(data: Any) -> int | None:
+    """Tasks running in this console's workers, to ask about at quit; None when it cannot know.
+
+    With task events (the default) the active tasks are counted. Without them
+    (``CONSOLE_EVENTS = "workers"``) the active tasks are always empty: the workers' own
+    heartbeat counts stand in, and zero there proves nothing (a task may have started since),
+    so while any of this console's workers is online the answer is "cannot know".
+    """
+    if data is None:
+        return 0
+    if data.events != "workers":
+        return len(data.active_tasks)
+    own = [w for w in data.workers if w.online and w.hostname not in data.remote_workers]
+    reported = sum(w.active for w in own)
+    if reported:
+        return int(reported)
+    return None if own else 0
+
+
 class QuitScreen(ModalScreen[str | None]):
-    """Tasks are running: wait for them, stop now, or stay."""
+    """Tasks are (or may be) running: wait for them, stop now, or stay."""
 
     BINDINGS = [
         Binding("w,q", "choose('wait')", "wait", id="quit_wait", tooltip="Let tasks finish"),
@@ -94,15 +114,23 @@ class QuitScreen(ModalScreen[str | None]):
         Binding("escape", "choose(None)", "stay", id="quit_stay", tooltip="Keep the console"),
     ]
 
-    def __init__(self, running: int) -> None:
+    def __init__(self, running: int | None) -> None:
         super().__init__()
         self.running = running
+        """Tasks known to run; None when the console cannot know (no task events)."""
 
     def compose(self) -> ComposeResult:
         """The question and three buttons."""
-        noun = "task is" if self.running == 1 else "tasks are"
+        if self.running is None:
+            ask = (
+                'Tasks may be running: with CONSOLE_EVENTS = "workers" the console cannot '
+                "tell. Quit how?"
+            )
+        else:
+            noun = "task is" if self.running == 1 else "tasks are"
+            ask = f"{self.running} {noun} running. Quit how?"
         with Vertical(classes="dialog"):
-            yield Label(f"{self.running} {noun} running. Quit how?", classes="question")
+            yield Label(ask, classes="question")
             yield Label(
                 "wait: warm shutdown, running tasks finish (up to the stop timeout).\n"
                 "now: workers stop at once; unfinished tasks go back to their queue.",

@@ -125,6 +125,27 @@ def test_memory_alarm_is_seen_within_a_second_and_clears(
         monitor.close()
 
 
+def test_a_dropped_connection_clears_the_blocked_flag(
+    rabbitmq_url: str, rabbitmq_vhost: str, memory_alarm: MemoryAlarm
+) -> None:
+    watcher = BlockedWatcher(parse_broker_url(rabbitmq_url), timeout=1.0)
+    changes: list[tuple[str | None, str | None]] = []
+    watcher.on_change = lambda: changes.append((watcher.blocked, watcher.error))
+    watcher.start()
+    try:
+        wait_until("the watcher's first canary", lambda: watcher.canaries > 0, 10)
+        memory_alarm.raise_()
+        wait_until("connection.blocked", lambda: watcher.blocked, 5)
+        changes.clear()
+        rabbitmqctl("close_all_connections", "-p", rabbitmq_vhost, "test: connection dropped")
+        first = wait_until("the flag's next change", lambda: changes and changes[0], 10)
+        # Cleared as the connection dropped, with the reason, not only after a reconnect.
+        assert first[0] is None, "a stale alarm stays while the watcher reconnects"
+        assert first[1], "the dropped connection is not reported"
+    finally:
+        watcher.stop()
+
+
 def test_watcher_reports_a_refused_connection(unique: str) -> None:
     watcher = BlockedWatcher(parse_broker_url("amqp://guest:guest@127.0.0.1:1//"), timeout=0.5)
     watcher.start()

@@ -228,7 +228,7 @@ async def test_screen_warns_and_time_to_full_falls_while_a_queue_fills(
 
 def test_a_redis_that_refuses_commands_leaves_those_figures_blank(tmp_path: Path) -> None:
     proc, sock = start_private_redis(
-        tmp_path, "--rename-command", "MEMORY", "", "--rename-command", "HKEYS", ""
+        tmp_path, "--rename-command", "MEMORY", "", "--rename-command", "ZRANGE", ""
     )
     try:
         url = parse_broker_url(f"redis+socket://{sock}")

@@ -10,7 +10,8 @@ import pytest
 
 from console.broker.urls import parse_broker_url
 from console.cron.amqp_lease import AMQPCoordinator
-from console.cron.lease import BrokerUnavailable, Coordinator, LeaseTiming, make_coordinator
+from console.cron.coordinator import make_coordinator
+from console.cron.lease import BrokerUnavailable, Coordinator, LeaseTiming
 from console.cron.redis_lease import RedisCoordinator
 
 FAST = LeaseTiming(1.0)  # a 0.6 s Redis lease, a 1 s AMQP heartbeat

@@ -105,3 +105,12 @@ def test_management_api_setting_from_conf_or_env(tmp_path: Path) -> None:
     conf.write_text('CONSOLE_RABBITMQ_API = "mgmt:15672"\n')
     with pytest.raises(SettingsError, match="CONSOLE_RABBITMQ_API must be an http"):
         resolve_settings(env={"SENTRY_CONF": str(conf)})
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-lru", "volatile-ttl"])
+def test_eviction_warning_names_the_cron_keys(policy: str) -> None:
+    from console.cron.redis_lease import KEY_PREFIX
+
+    (warning,) = memory_warnings(memory(policy=policy))
+    assert f"{KEY_PREFIX}*" in warning.message and "cron" in warning.message
+    assert ("queued tasks" in warning.message) == policy.startswith("allkeys")

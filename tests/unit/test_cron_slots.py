@@ -11,7 +11,7 @@ from celery.schedules import crontab, schedule
 
 from console.cron.lease import LeaseTiming
 from console.cron.role import prune_roles, read_role, role_path, with_cron_role, write_role
-from console.cron.slots import due_slot, latest_slot, next_check
+from console.cron.slots import RECORD_TTL_FLOOR, due_slot, latest_slot, next_check, record_ttl
 from console.settings import SettingsError, resolve_settings
 from console.supervision import ProcessSnapshot, ProcessState
 
@@ -107,3 +107,9 @@ def test_role_files_of_dead_processes_are_pruned(tmp_path: Path) -> None:
     prune_roles(tmp_path)
     assert role_path(tmp_path, os.getpid()).exists()
     assert not role_path(tmp_path, dead).exists()
+
+
+def test_slot_records_outlive_many_periods_of_their_schedule() -> None:
+    assert record_ttl(schedule(60)) == RECORD_TTL_FLOOR
+    assert record_ttl(schedule(86_400)) == 100 * 86_400
+    assert record_ttl(crontab(0, 0, day_of_month=1, month_of_year=1)) > 366 * 86_400

@@ -76,6 +76,8 @@ def test_redacted_form_hides_password(conf: Path) -> None:
         ("CONSOLE_REFRESH_INTERVAL = -1\n", "positive"),
         ("CONSOLE_EVENTS = 'tasks'\n", "CONSOLE_EVENTS must be 'all' or 'workers'"),
         ("CONSOLE_EVENTS = None\n", "CONSOLE_EVENTS"),
+        ("CONSOLE_CRON_NAME = 'two words'\n", "CONSOLE_CRON_NAME"),
+        ("CONSOLE_CRON_NAME = 7\n", "CONSOLE_CRON_NAME"),
     ],
 )
 def test_bad_conf_files_give_one_clear_line(tmp_path: Path, body: str, fragment: str) -> None:
@@ -126,3 +128,17 @@ def test_event_mode_from_conf(tmp_path: Path) -> None:
     settings = resolve_settings(env={"SENTRY_CONF": str(path)})
     assert settings.events == "workers"
     assert settings.watching().events == "workers"  # watch mode keeps it
+
+
+def test_cron_name_reaches_the_cron_app(tmp_path: Path) -> None:
+    from celery import Celery
+
+    from console.cron.scheduler import coordinate, lock_name
+
+    path = write_conf(tmp_path / "sentry.conf.py", "CONSOLE_CRON_NAME = 'billing:beat'\n")
+    settings = resolve_settings(env={"SENTRY_CONF": str(path)})
+    assert settings.cron_name == "billing:beat"
+    app = Celery(set_as_current=False)
+    coordinate(app, settings)
+    assert lock_name(app, "0123") == "billing:beat"
+    assert lock_name(Celery(set_as_current=False), "0123") == "celery:celery:0123"
