@@ -480,8 +480,7 @@ class ConsoleApp(WorkerControlApp):
             return
         if self._stop.is_set():
             if self._warm_stop:
-                running = len(self.last_data.active_tasks) if self.last_data else 0
-                self.push_screen(QuitScreen(running), self._escalate)
+                self.push_screen(QuitScreen(running_tasks(self.last_data)), self._escalate)
             return
         if self.watch_mode:  # nothing supervised: nothing to stop, nothing to ask
             self.stop_everything()
