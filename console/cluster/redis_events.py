@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from kombu import Connection
 from kombu.serialization import loads as kombu_loads
 
@@ -153,10 +154,11 @@ def parse_messages(buf: bytearray, pos: int, out: list[bytes], head: bytes) -> i
     """
     end = len(buf)
     skip = len(head)
+    tail = head[1:]  # a push is "*4" in RESP2 and ">4" in RESP3 (redis-py's default from v8 on)
     find = buf.find
     other: list[list[Any]] = []
     while pos < end:
-        if buf.startswith(head, pos):
+        if buf[pos] in b"*>" and buf.startswith(tail, pos + 1):
             cur = pos + skip  # at the channel's "$<len>\r\n"
             eol = find(b"\r\n", cur)
             if eol < 0:
@@ -186,6 +188,8 @@ def parse_messages(buf: bytearray, pos: int, out: list[bytes], head: bytes) -> i
     return pos
 
 
+_json_array = msgspec.json.Decoder(list).decode
+"""JSON array of event bodies -> list of plain objects (as ``json.loads`` makes them)."""
 _FAST_HEAD = b'{"body": "'
 _FAST_MARKS = (b'"content-type": "application/json"', b'"body_encoding": "base64"')
 
@@ -231,9 +235,9 @@ def _add(body: Any, events: list[Any]) -> None:
 
 def _flush(bodies: list[bytes], events: list[Any], rejected: list[bytes] | None) -> None:
     """Parse JSON bodies as one array; on a bad one, parse them one by one and skip it."""
-    try:
-        parsed = json.loads(b"[" + b",".join(bodies) + b"]")
-    except ValueError:
+    try:  # msgspec's decoder: the profile's largest share at 14,000 tasks/s was json.loads
+        parsed = _json_array(b"[" + b",".join(bodies) + b"]")
+    except (ValueError, msgspec.DecodeError):
         parsed = []
         for body in bodies:
             try:

@@ -7,6 +7,8 @@ import json
 import random
 from typing import Any
 
+import pytest
+
 from console.cluster.redis_events import decode_batch, parse_messages, pmessage_head
 
 PATTERN = b"/1.celeryev/*"
@@ -87,3 +89,29 @@ def test_a_bad_body_among_good_ones_is_skipped_alone() -> None:
     good = envelope(ev(1))
     bad = b'{"body": "' + base64.b64encode(b"{nope") + good[good.index(b'", "content') :]
     assert decode_batch([good, bad, envelope(ev(2))]) == [ev(1), ev(2)]
+
+
+def test_resp3_pushes_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py 8 speaks RESP3, where a pmessage push starts with ">4", not "*4": those are cut
+    by offsets too, never handed to the general frame parser (a third of the server's CPU at
+    14,000 tasks/s when they were)."""
+    from console.cluster import redis_events
+
+    pattern = b"/0.celeryev/*"
+    head = redis_events.pmessage_head(pattern)
+    frames = bytearray()
+    for n, kind in enumerate((b">", b"*", b">")):
+        channel, data = b"/0.celeryev/task.succeeded", b'{"n": %d}' % n
+        frames += (
+            kind
+            + head[1:]
+            + b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(channel), channel, len(data), data)
+        )
+
+    def general(*args: object, **kwargs: object) -> int:
+        raise AssertionError("a push of our own pattern went to the general parser")
+
+    monkeypatch.setattr(redis_events, "parse_frames", general)
+    out: list[bytes] = []
+    assert redis_events.parse_messages(frames, 0, out, head) == len(frames)
+    assert out == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
