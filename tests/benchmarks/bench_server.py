@@ -22,6 +22,7 @@ every server a TUI starts) is killed with its process group when it ends, also o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import signal
@@ -33,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+import psutil
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
@@ -157,6 +160,7 @@ class Bench:
             time.sleep(0.25)
             seen = events() - before
         self.out.add(f"load cpu {key}", 100 * (cpu - cpu0) / (settled - got["began"]))
+        self.out.add(f"load rss {key}", sum(rss_mb(pid) for pid in measured))
         self.out.add(f"load seen {key}", seen / sent)
         self.out.add(f"load rate {key}", got["rate"])
         say(f"replay {key}: cpu {self.out.get(f'load cpu {key}').values[-1]:.1f}% of a core, "
@@ -165,6 +169,14 @@ class Bench:
 
 TAIL = 1.0
 """Seconds after a replay's last event that still count toward its CPU (the catch-up)."""
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory in MB (0 once it is gone)."""
+    try:
+        return float(psutil.Process(pid).memory_info().rss) / 1e6
+    except psutil.Error:
+        return 0.0
 
 
 def server_events(state_dir: Path) -> Callable[[], int]:
@@ -271,6 +283,7 @@ def rows(res: Results, plan: Plan) -> list[Row]:
     base = g("idle cpu in-process")
     one, three = g("idle cpu server + 1 TUI"), g("idle cpu server + 3 TUIs")
     load_base, load = g("load cpu in-process"), g("load cpu server + 1 TUI")
+    rss = g("load rss server + 1 TUI")
     cmds1, cmds3 = g("broker cmds server + 1 TUI"), g("broker cmds server + 3 TUIs")
     rate = f"{plan.rate:,}/s"
     return [
@@ -289,6 +302,8 @@ def rows(res: Results, plan: Plan) -> list[Row]:
         Row("idle CPU %: server alone", g("idle cpu server alone"), "in-process", base, ".2f"),
         Row(f"{rate} replay CPU %: server + 1 TUI", load, "in-process", load_base, ".1f",
             "<= 1.0x", _ratio_at_most(load, load_base, 1.0)),
+        Row(f"{rate} replay RSS MB: server + 1 TUI", rss, "in-process", g("load rss in-process"),
+            ".0f", "<= 80 MB", _at_most(rss, 80)),
         Row(f"{rate} replay events seen/sent", g("load seen server + 1 TUI"), "in-process",
             g("load seen in-process"), ".4f"),
         Row(f"{rate} replay reached tasks/s", g("load rate server + 1 TUI"), "in-process",
@@ -323,8 +338,9 @@ def main() -> None:
     """Run every part and print the table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (about 2 minutes)")
+    parser.add_argument("--rate", type=int, default=5_000, help="replay tasks/s (3 events each)")
     opts = parser.parse_args()
-    plan = QUICK if opts.quick else Plan()
+    plan = dataclasses.replace(QUICK if opts.quick else Plan(), rate=opts.rate)
     os.environ["PYTHONPATH"] = str(ROOT)  # the workers import the bench app
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
