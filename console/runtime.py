@@ -163,6 +163,8 @@ class ConsoleRuntime(WorkerActions):
         self.last_reload: str | None = None
         """What the last reload did, e.g. ``reloaded: tasks.py changed`` (None before one)."""
         self.handover = WorkerHandover(settings, self.supervisor, self.control)
+        self.latest: DashboardData | None = None
+        """The last refresh :meth:`poll` made, for readers on other threads (metrics)."""
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -247,6 +249,7 @@ class ConsoleRuntime(WorkerActions):
                 failures=self._failures.update(cluster.recent_tasks),
             )
             self._write_status(data)
+            self.latest = data
             return data
 
     def _poll_queues(self, cluster: ClusterSnapshot, names: list[str]) -> tuple[QueueRow, ...]:
