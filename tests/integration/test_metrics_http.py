@@ -203,8 +203,9 @@ def test_a_fatal_program_turns_healthz_503_on_serve(
         def unhealthy() -> str | None:
             assert proc.poll() is None, log.read_text()
             reply = get(port, "/healthz")
-            fatal = reply is not None and reply.status == 503 and "FATAL" in reply.body
-            return reply.body if fatal else None
+            if reply is None or reply.status != 503 or "FATAL" not in reply.body:
+                return None
+            return reply.body
 
         body = wait_until("/healthz 503 with a FATAL program", unhealthy, 90, step=0.3)
         assert "FATAL: broken-1" in body, body
