@@ -95,29 +95,27 @@ class TaskEventCounts:
     def __init__(self, hostname_mode: str = "host", max_series: int = MAX_SERIES) -> None:
         self.hostname_mode = hostname_mode
         self.max_series = max_series
-        self.overflowed = 0
-        """Events counted under ``other`` because the label sets were all taken."""
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # taken to add or drop a series, and to read them
         self._series: dict[Key, _Series] = {}
-        self._labels: dict[str, str] = {}  # hostname as sent -> label value
+        self._seen: dict[tuple[str | None, str | None, str | None], _Series] = {}
+        """Raw (name, hostname, queue) as the hook gets them -> their series: the fast path."""
         self._exceptions: set[str] = set()
+
+    @property
+    def overflowed(self) -> int:
+        """Events counted under ``other`` because the label sets were all taken."""
+        series = self._series.get((OTHER, OTHER, OTHER))
+        return sum(series.counts) if series is not None else 0
 
     def label(self, hostname: str | None) -> str:
         """The ``hostname`` label value of a node name, as the hostname mode says."""
         if not hostname:
             return UNKNOWN
-        label = self._labels.get(hostname)
-        if label is None:
-            if self.hostname_mode == "node":
-                label = hostname
-            elif self.hostname_mode == GENERIC:
-                label = GENERIC
-            else:
-                label = host_of(hostname)
-            if len(self._labels) >= self.max_series:
-                self._labels.clear()
-            self._labels[hostname] = label
-        return label
+        if self.hostname_mode == "node":
+            return hostname
+        if self.hostname_mode == GENERIC:
+            return GENERIC
+        return host_of(hostname)
 
     def record(
         self,
@@ -127,39 +125,56 @@ class TaskEventCounts:
         queue: str | None,
         event: Mapping[str, Any],
     ) -> None:
-        """Count one applied task event (the hook: constant time, no allocation when known)."""
+        """Count one applied task event: a dict lookup and an increment when the labels are known.
+
+        Called by one thread at a time (the cluster state's lock is held around the hook), so
+        the counts are bumped without a lock of their own; readers copy them under ``_lock``.
+        """
         index = INDEX.get(kind)
         if index is None:
             return
+        series = self._seen.get((name, hostname, queue))
+        if series is None:
+            series = self._add(name, hostname, queue)
+        series.counts[index] += 1
+        if index == SUCCEEDED:
+            runtime = event.get("runtime")
+            if runtime.__class__ is float or runtime.__class__ is int:
+                buckets = series.buckets
+                if buckets is None:
+                    buckets = series.buckets = [0] * len(BUCKETS)
+                buckets[bisect_left(BUCKETS, runtime)] += 1
+                series.runtime_sum += runtime
+        elif index == FAILED:
+            self._failed(series, event)
+
+    def _add(self, name: str | None, hostname: str | None, queue: str | None) -> _Series:
+        """The series of labels not seen before (created within the bound, else ``other``)."""
         key = (name or UNKNOWN, self.label(hostname), queue or UNKNOWN)
         with self._lock:
             series = self._series.get(key)
             if series is None:
                 if len(self._series) >= self.max_series:
-                    self.overflowed += 1
                     key = (OTHER, OTHER, OTHER)
                     series = self._series.get(key)
                 if series is None:
                     series = self._series[key] = _Series()
-            series.counts[index] += 1
-            if index == SUCCEEDED:
-                runtime = event.get("runtime")
-                if isinstance(runtime, int | float) and not isinstance(runtime, bool):
-                    if series.buckets is None:
-                        series.buckets = [0] * len(BUCKETS)
-                    series.buckets[bisect_left(BUCKETS, runtime)] += 1
-                    series.runtime_sum += runtime
-            elif index == FAILED:
-                failures = series.failures
-                if failures is None:
-                    failures = series.failures = {}
-                cls = exception_class(event.get("exception"))
-                if cls not in self._exceptions:
-                    if len(self._exceptions) >= MAX_EXCEPTIONS:
-                        cls = OTHER
-                    else:
-                        self._exceptions.add(cls)
-                failures[cls] = failures.get(cls, 0) + 1
+            if len(self._seen) >= 4 * self.max_series:
+                self._seen = {}
+            self._seen[(name, hostname, queue)] = series
+        return series
+
+    def _failed(self, series: _Series, event: Mapping[str, Any]) -> None:
+        failures = series.failures
+        if failures is None:
+            failures = series.failures = {}
+        cls = exception_class(event.get("exception"))
+        if cls not in self._exceptions:
+            if len(self._exceptions) >= MAX_EXCEPTIONS:
+                cls = OTHER
+            else:
+                self._exceptions.add(cls)
+        failures[cls] = failures.get(cls, 0) + 1
 
     def __len__(self) -> int:
         return len(self._series)
@@ -175,6 +190,9 @@ class TaskEventCounts:
                 elif key[1] not in live_hosts and now - series.changed_at > drop_after:
                     del self._series[key]
                     dropped += 1
+            if dropped:  # an event of a dropped series that races this starts it afresh
+                kept = set(map(id, self._series.values()))
+                self._seen = {raw: s for raw, s in self._seen.items() if id(s) in kept}
         return dropped
 
     def families(self) -> Iterator[Metric]:
