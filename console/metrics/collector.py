@@ -32,9 +32,12 @@ class ConsoleCollector(Collector):
         *,
         drop_after: float,
         clock: Callable[[], float] = time.time,
+        task_families: bool = True,
     ) -> None:
         self._latest = latest
         self.tasks = tasks
+        self.task_families = task_families
+        """Whether the task families come from here (False: rendered by exposition.py)."""
         self.drop_after = drop_after
         self._clock = clock
 
@@ -52,7 +55,8 @@ class ConsoleCollector(Collector):
         now = self._clock()
         live = {self.worker_label(w.hostname) for w in data.workers} if data else set()
         self.tasks.prune(live | {GENERIC}, self.drop_after, now)
-        yield from self.tasks.families()
+        if self.task_families:
+            yield from self.tasks.families()
         if data is None:
             return
         yield from self._workers(data)

@@ -10,8 +10,9 @@ from prometheus_client.registry import CollectorRegistry
 
 from console.metrics.address import MetricsAddress, checked_address
 from console.metrics.collector import ConsoleCollector
+from console.metrics.exposition import scraper
 from console.metrics.health import judge
-from console.metrics.server import MetricsServer
+from console.metrics.server import MetricsServer, ensure_bindable
 from console.metrics.taskevents import TaskEventCounts
 from console.runtime import ConsoleRuntime
 from console.settings import Settings
@@ -32,10 +33,13 @@ def with_metrics_options(
 
 
 def metrics_address(settings: Settings) -> MetricsAddress | None:
-    """The checked listen address (None: metrics off); raises one line when it is refused."""
+    """The checked listen address (None: metrics off); raises one line when it is refused or
+    cannot be bound right now (a port in use), so a command fails before it starts anything."""
     if settings.metrics is None:
         return None
-    return checked_address(settings.metrics, public=settings.metrics_public)
+    address = checked_address(settings.metrics, public=settings.metrics_public)
+    ensure_bindable(address)
+    return address
 
 
 class MetricsExporter:
@@ -48,11 +52,16 @@ class MetricsExporter:
         self.counts = TaskEventCounts(hostname_mode)
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = ConsoleCollector(
-            lambda: runtime.latest, self.counts, drop_after=runtime.settings.offline_drop_after
+            lambda: runtime.latest,
+            self.counts,
+            drop_after=runtime.settings.offline_drop_after,
+            task_families=False,
         )
         self.registry.register(self.collector)
         self.server = MetricsServer(
-            address, self.registry, lambda: judge(runtime.latest, time.time())
+            address,
+            scraper(self.registry, self.counts.rows),
+            lambda: judge(runtime.latest, time.time()),
         )
 
     def start(self) -> None:

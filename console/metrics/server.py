@@ -13,9 +13,6 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import CollectorRegistry
-
 from console.metrics.address import MetricsAddress, MetricsAddressError
 from console.metrics.health import Health
 
@@ -31,9 +28,11 @@ class _Listener6(_Listener):
     address_family = socket.AF_INET6
 
 
-def _handler(
-    registry: CollectorRegistry, health: Callable[[], Health]
-) -> type[BaseHTTPRequestHandler]:
+Scrape = Callable[[str], tuple[bytes, str]]
+"""From an ``Accept`` header to the ``/metrics`` body and its content type."""
+
+
+def _handler(scrape: Scrape, health: Callable[[], Health]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         """Answers ``/metrics``, ``/healthz`` and ``/``; anything else is 404."""
 
@@ -43,8 +42,8 @@ def _handler(
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept") or "")
-                self._reply(200, encoder(registry), content_type)
+                body, content_type = scrape(self.headers.get("Accept") or "")
+                self._reply(200, body, content_type)
             elif path == "/healthz":
                 verdict = health()
                 self._reply(verdict.status, (verdict.reason + "\n").encode(), "text/plain")
@@ -67,13 +66,13 @@ def _handler(
 
 
 class MetricsServer:
-    """Serves one registry and a health verdict on ``address`` from a daemon thread."""
+    """Serves a scrape and a health verdict on ``address`` from a daemon thread."""
 
     def __init__(
-        self, address: MetricsAddress, registry: CollectorRegistry, health: Callable[[], Health]
+        self, address: MetricsAddress, scrape: Scrape, health: Callable[[], Health]
     ) -> None:
         self.address = address
-        self._handler = _handler(registry, health)
+        self._handler = _handler(scrape, health)
         self._httpd: _Listener | None = None
         self._thread: threading.Thread | None = None
 
@@ -106,6 +105,16 @@ class MetricsServer:
             httpd.server_close()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def ensure_bindable(address: MetricsAddress) -> None:
+    """Fail now, in one line, if ``address`` cannot be listened on (before anything starts)."""
+    with socket.socket(address.family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener does
+        try:
+            probe.bind((address.host, address.port))
+        except OSError as exc:
+            raise MetricsAddressError(f"metrics: cannot listen on {address}: {_why(exc)}") from None
 
 
 def _why(exc: OSError) -> str:

@@ -64,6 +64,16 @@ HELP = {
 }
 
 Key = tuple[str, str, str]
+Row = tuple[Key, list[int], dict[str, int] | None, list[int] | None, float]
+
+
+def shown(index: int, counts: list[int]) -> bool:
+    """Whether kind ``index`` of a series is published: ``sent`` once counted, every other
+    kind (at 0, as celery-exporter does, so rate() works from the first failure on) once the
+    series saw any worker-side event."""
+    if index == SENT:
+        return counts[SENT] > 0
+    return any(counts[:SENT] + counts[SENT + 1 :])
 
 
 def exception_class(text: Any) -> str:
@@ -195,29 +205,33 @@ class TaskEventCounts:
                 self._seen = {raw: s for raw, s in self._seen.items() if id(s) in kept}
         return dropped
 
-    def families(self) -> Iterator[Metric]:
-        """The ``celery_task_*_total`` counters and the ``celery_task_runtime`` histogram."""
+    def rows(self) -> list[Row]:
+        """A copy of every series: (labels, counts by kind, failures, buckets, runtime sum)."""
         with self._lock:
-            rows = [
+            return [
                 (
                     key,
                     list(s.counts),
-                    s.failures and dict(s.failures),
-                    s.buckets and list(s.buckets),
+                    dict(s.failures) if s.failures else None,
+                    list(s.buckets) if s.buckets else None,
                     s.runtime_sum,
                 )
                 for key, s in self._series.items()
             ]
+
+    def families(self) -> Iterator[Metric]:
+        """The ``celery_task_*_total`` counters and the ``celery_task_runtime`` histogram.
+
+        The reference rendering through prometheus_client; the listener uses the equivalent,
+        faster :func:`console.metrics.exposition.render_tasks` (a test holds them equal).
+        """
+        rows = self.rows()
         labels = ["name", "hostname", "queue_name"]
         for index, kind in enumerate(KINDS):
             extra = ["exception"] if index == FAILED else []
             family = CounterMetricFamily(f"celery_task_{kind}", HELP[kind], labels=labels + extra)
             for key, counts, failures, _, _ in rows:
-                # As celery-exporter does: every kind but ``sent`` shows (at 0) once the label
-                # set saw any worker-side event, so rate() works from the first failure on.
-                if index != SENT and not any(c for i, c in enumerate(counts) if i != SENT):
-                    continue
-                if index == SENT and not counts[SENT]:
+                if not shown(index, counts):
                     continue
                 if index == FAILED:
                     family.add_metric([*key, ""], 0)

@@ -69,6 +69,7 @@ def micro(tasks: int, names: int) -> dict[str, float]:
 
     from console.cluster.state import ClusterState
     from console.metrics.collector import ConsoleCollector
+    from console.metrics.exposition import scraper
     from console.metrics.taskevents import TaskEventCounts
 
     events: list[dict[str, Any]] = []
@@ -78,7 +79,8 @@ def micro(tasks: int, names: int) -> dict[str, float]:
         events.append(dict(common, type="task-started"))
         events.append(dict(common, type="task-succeeded", runtime=0.0042, result="'ok'"))
     counts = TaskEventCounts()
-    calls = [(str(e["type"]), str(e.get("name", "t")), str(e["hostname"]), e) for e in events]
+    calls = [(str(e["type"]), f"bench.task_{(n // 3) % names}", str(e["hostname"]), e)
+             for n, e in enumerate(events)]  # fmt: skip
     began = time.perf_counter()
     for kind, name, host, event in calls:
         counts.record(kind, name, host, "q", event)
@@ -98,19 +100,30 @@ def micro(tasks: int, names: int) -> dict[str, float]:
     data = synthetic_data()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ConsoleCollector(lambda: data, counts, drop_after=300.0))
-    body = generate_latest(registry)
     began = time.perf_counter()
-    runs = 20
+    runs = 10
     for _ in range(runs):
-        body = generate_latest(registry)
+        reference = generate_latest(registry)  # everything through prometheus_client
+    reference_ms = (time.perf_counter() - began) / runs * 1000
+    fast = CollectorRegistry(auto_describe=False)
+    fast.register(ConsoleCollector(lambda: data, counts, drop_after=300.0, task_families=False))
+    scrape = scraper(fast, counts.rows)  # what the listener does
+    began = time.perf_counter()
+    for _ in range(runs):
+        body, _ = scrape("")
     scrape_ms = (time.perf_counter() - began) / runs * 1000
+    ours, theirs = parse(body.decode()), parse(reference.decode())
+    age = ("sentry_console_refresh_age_seconds", ())
+    ours.pop(age, None), theirs.pop(age, None)
+    assert ours == theirs, "the two renderings differ"
     return {
         "hook_ns": hook_ns,
         "apply_ns": bare,
         "apply_hooked_ns": hooked,
         "scrape_ms": scrape_ms,
+        "reference_ms": reference_ms,
         "scrape_kb": len(body) / 1024,
-        "series": sum(1 for line in body.decode().splitlines() if not line.startswith("#")),
+        "samples": sum(1 for line in body.decode().splitlines() if not line.startswith("#")),
     }
 
 
@@ -339,7 +352,7 @@ def churn_run(db: ClaimedDb, tmp: Path, opts: argparse.Namespace, mode: str) -> 
             rss.append((time.monotonic() - began, server.rss_mb()))
             last = scraper.series[-1] if scraper.series else 0
             workers = scraper.workers[-1] if scraper.workers else 0
-            say(f"churn {mode} t={rss[-1][0]:.0f}s: RSS {rss[-1][1]:.1f} MB, {last} series, "
+            say(f"churn {mode} t={rss[-1][0]:.0f}s: RSS {rss[-1][1]:.1f} MB, {last} samples, "
                 f"{workers} workers reported")  # fmt: skip
         scraper.stop()
         return {"rss": rss, "series": scraper.series, "workers": scraper.workers}
@@ -412,25 +425,30 @@ def report(opts: argparse.Namespace, micro_out: dict[str, float], cpu: dict[str,
     events_per_s = opts.rate * 3
     say("")
     say(f"== bench_metrics: {os.cpu_count()} cores, Python {sys.version.split()[0]} ==")
-    say(
-        f"hook alone:              {micro_out['hook_ns']:.0f} ns/event "
-        f"= {micro_out['hook_ns'] * events_per_s / 1e7:.2f}% of a core at {events_per_s:,} events/s"
-    )
-    added = micro_out["apply_hooked_ns"] - micro_out["apply_ns"]
-    say(
-        f"apply_many, no hook:     {micro_out['apply_ns']:.0f} ns/event; with hook "
-        f"{micro_out['apply_hooked_ns']:.0f} ns/event (+{added:.0f} ns "
-        f"= {added * events_per_s / 1e7:.2f}% of a core at {events_per_s:,} events/s)"
-    )
-    say(
-        f"one scrape (in process): {micro_out['scrape_ms']:.1f} ms for {micro_out['series']:,} "
-        f"series ({micro_out['scrape_kb']:.0f} kB; 1,000 names x 4 hosts, 50 workers, 20 queues) "
-        f"= {micro_out['scrape_ms'] / SCRAPE_EVERY / 10:.3f}% of a core at one scrape per 5 s"
-    )
+    if micro_out:
+        say(
+            f"hook alone:              {micro_out['hook_ns']:.0f} ns/event "
+            f"= {micro_out['hook_ns'] * events_per_s / 1e7:.2f}% of a core "
+            f"at {events_per_s:,} events/s"
+        )
+        added = micro_out["apply_hooked_ns"] - micro_out["apply_ns"]
+        say(
+            f"apply_many, no hook:     {micro_out['apply_ns']:.0f} ns/event; with hook "
+            f"{micro_out['apply_hooked_ns']:.0f} ns/event (+{added:.0f} ns "
+            f"= {added * events_per_s / 1e7:.2f}% of a core at {events_per_s:,} events/s)"
+        )
+        say(
+            f"one scrape (in process): {micro_out['scrape_ms']:.1f} ms for "
+            f"{micro_out['samples']:,} samples ({micro_out['scrape_kb']:.0f} kB; "
+            "1,000 names on 4 hosts, 50 workers, 20 queues) "
+            f"= {micro_out['scrape_ms'] / SCRAPE_EVERY / 10:.3f}% of a core at a scrape per 5 s "
+            f"(all through prometheus_client: {micro_out['reference_ms']:.1f} ms)"
+        )
     off, on = cpu["off"], cpu["on"]
-    say(f"serve under {opts.rate:,} tasks/s for {opts.seconds:.0f} s, {opts.runs} runs each:")
-    say(f"  server CPU %, no metrics:            {med(off)}  seen {med(cpu['seen_off'])}")
-    say(f"  server CPU %, metrics scraped /5 s:  {med(on)}  seen {med(cpu['seen_on'])}")
+    if off or on:
+        say(f"serve under {opts.rate:,} tasks/s for {opts.seconds:.0f} s, {opts.runs} runs each:")
+        say(f"  server CPU %, no metrics:            {med(off)}  seen {med(cpu['seen_off'])}")
+        say(f"  server CPU %, metrics scraped /5 s:  {med(on)}  seen {med(cpu['seen_on'])}")
     if off and on:
         say(
             f"  difference of medians: {statistics.median(on) - statistics.median(off):+.2f}% "
@@ -452,16 +470,17 @@ def report(opts: argparse.Namespace, micro_out: dict[str, float], cpu: dict[str,
                 f"{rss[-1] - rss[half]:+.1f} MB"
             )
             say(
-                f"  series per scrape: {churn['series'][:1]} first, "
+                f"  samples per scrape: {churn['series'][:1]} first, "
                 f"max {max(churn['series'], default=0)}, "
                 f"last {churn['series'][-1:]}; workers reported: max "
                 f"{max(churn['workers'], default=0)}, last {churn['workers'][-1:]}"
             )
-    say(
-        f"10-priority Redis queue behind a key prefix: true depth {queue['true']}, "
-        f"sentry-console {queue['ours']}, "
-        f"celery-exporter's method {queue['celery_exporter_method']}"
-    )
+    if queue:
+        say(
+            f"10-priority Redis queue behind a key prefix: true depth {queue['true']}, "
+            f"sentry-console {queue['ours']}, "
+            f"celery-exporter's method {queue['celery_exporter_method']}"
+        )
     say("celery-exporter side by side: not run (not on PyPI; see the module docstring)")
     say(json.dumps({"micro": micro_out, "cpu": cpu, "churn": churns, "queue": queue}))
 
@@ -484,16 +503,25 @@ def main() -> None:
     parser.add_argument("--names", type=int, default=1_000, help="distinct task names")
     parser.add_argument("--rotate", type=float, default=10.0, help="s between worker sets")
     parser.add_argument("--drop-after", type=float, default=15.0, help="CONSOLE_OFFLINE_DROP_AFTER")
+    parser.add_argument("--modes", default="host,generic", help="--metrics-hostname of churns")
+    parser.add_argument("--parts", default="micro,queue,cpu,churn", help="what to run")
     opts = parser.parse_args()
-    say("in process: hook and scrape cost ...")
-    micro_out = micro(100_000, opts.names)
+    parts = set(opts.parts.split(","))
+    micro_out: dict[str, float] = {}
+    queue: dict[str, int] = {}
+    cpu: dict[str, Any] = {"off": [], "on": [], "seen_off": [], "seen_on": [], "scrape_s": []}
+    if "micro" in parts:
+        say("in process: hook and scrape cost ...")
+        micro_out = micro(100_000, opts.names)
     with workdir() as tmp, claimed_db("127.0.0.1", 6379) as db:
-        say("queue length on a 10-priority queue behind a key prefix ...")
-        queue = queue_length(db, tmp)
-        say(f"replays at {opts.rate:,} tasks/s ...")
-        cpu = cpu_runs(db, tmp, opts.rate, opts.seconds, opts.runs)
+        if "queue" in parts:
+            say("queue length on a 10-priority queue behind a key prefix ...")
+            queue = queue_length(db, tmp)
+        if "cpu" in parts:
+            say(f"replays at {opts.rate:,} tasks/s ...")
+            cpu = cpu_runs(db, tmp, opts.rate, opts.seconds, opts.runs)
         churn: dict[str, dict[str, Any]] = {}
-        for mode in ("host", "generic"):
+        for mode in opts.modes.split(",") if "churn" in parts else ():
             say(f"churn for {opts.churn_seconds:.0f} s, --metrics-hostname {mode} ...")
             churn[mode] = churn_run(db, tmp, opts, mode)
     report(opts, micro_out, cpu, churn, queue)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_parse
 from prometheus_client.registry import CollectorRegistry
 
 from console.broker.health import BrokerHealth
@@ -19,6 +20,7 @@ from console.metrics.address import (
     parse_address,
 )
 from console.metrics.collector import ConsoleCollector
+from console.metrics.exposition import scraper
 from console.metrics.health import judge
 from console.metrics.taskevents import TaskEventCounts, exception_class
 from console.queuestats import QueueRow
@@ -230,3 +232,29 @@ def test_health_says_why() -> None:
     verdict = judge(fatal, 101)
     assert (verdict.status, verdict.reason) == (503, "FATAL: worker-1")
     assert judge(data(), 200).reason == "no refresh for 100 s"
+
+
+def test_the_direct_rendering_equals_prometheus_clients_in_both_formats() -> None:
+    counts = TaskEventCounts()
+    for n in range(30):
+        outcome = ("succeeded", "failed")[n % 2]
+        for e in task_run(f"u{n}", f't.{n % 7}"odd\\name', f"w{n % 3}@h{n % 3}", outcome):
+            counts.record(e["type"], f't.{n % 7}"odd\\name', e["hostname"], "q\n1", e)
+    counts.record("task-revoked", "t.x", "w@h0", None, {})
+    counts.record("task-succeeded", "t.y", "w@h0", "q", {"runtime": 12.5})
+    reference = families_of(counts)
+    registry = CollectorRegistry(auto_describe=False)
+    scrape = scraper(registry, counts.rows)
+    text, text_type = scrape("")
+    assert text_type.startswith("text/plain")
+    assert parse(text.decode()) == reference
+    body, om_type = scrape("application/openmetrics-text; version=1.0.0")
+    assert om_type.startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+    om = {}
+    for family in openmetrics_parse(body.decode()):
+        for sample in family.samples:
+            om[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    assert om == reference
+    assert value(reference, "celery_task_runtime_bucket", name="t.y", hostname="h0",
+                 queue_name="q", le="+Inf") == 1  # fmt: skip
