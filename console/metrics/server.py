@@ -40,6 +40,7 @@ def _handler(scrape: Scrape, health: Callable[[], Health]) -> type[BaseHTTPReque
         protocol_version = "HTTP/1.0"
 
         def do_GET(self) -> None:
+            """Answer one GET."""
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 body, content_type = scrape(self.headers.get("Accept") or "")

@@ -282,3 +282,25 @@ def test_headless_watch_needs_metrics(redis_url: str, unique: str, tmp_path: Pat
     done = run(base_env(redis_url, unique, tmp_path / "state"), "watch", "--headless")
     assert done.returncode == 2
     assert "--headless needs --metrics" in done.stderr
+
+
+def test_rabbitmq_broker_up_and_no_password(rabbitmq_url: str, unique: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(rabbitmq_url, unique, tmp_path / "state")
+    command = console_command("--app", "tests.cluster_support.app:app", "watch", "--headless")
+    command += ["--metrics", f"127.0.0.1:{port}"]
+    log = tmp_path / "watch.log"
+    with started(command, env, log) as proc:
+
+        def up() -> Samples | None:
+            assert proc.poll() is None, log.read_text()
+            samples = scrape(port)
+            return samples if samples and value(samples, "sentry_console_broker_up") == 1 else None
+
+        wait_until("the RabbitMQ broker up in a scrape", up, 60, step=0.3)
+        health = get(port, "/healthz")
+        assert health is not None and health.status == 200, health
+        text = get(port, "/metrics")
+        assert text is not None
+        for body in (text.body, health.body):
+            assert "guest" not in body  # user and password alike: no URL at all
