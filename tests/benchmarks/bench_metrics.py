@@ -10,7 +10,8 @@ Claims an empty database of the Redis at 127.0.0.1:6379 and measures:
    alternating runs; server CPU from the replay's start to 1 s after its end;
 3. ``serve --metrics`` for ``--churn-seconds`` under task events with 1,000 distinct task names
    from workers that come and go (a new set of 4 every ``--rotate`` s, each beating while
-   current; ``CONSOLE_OFFLINE_DROP_AFTER`` = ``--drop-after``): RSS and series per scrape;
+   current; ``CONSOLE_OFFLINE_DROP_AFTER`` = ``--drop-after``): RSS and series per scrape, with
+   ``--metrics-hostname host`` and ``generic``, and the same server without metrics;
 4. ``celery_queue_length`` of a 10-priority Redis queue behind a key prefix: the true depth
    (every sub-queue's LLEN), what ``watch --metrics`` reports, and what celery-exporter's method
    reports (LLEN of the queue's name through kombu's channel client).
@@ -237,7 +238,7 @@ class Scraper:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(SCRAPE_EVERY):
+        while self.port and not self._stop.wait(SCRAPE_EVERY):
             began = time.perf_counter()
             reply = get(self.port, "/metrics", timeout=10)
             if reply is None:
@@ -337,11 +338,13 @@ def _churn(db: int, rate: int, seconds: float, names: int, rotate: float) -> Non
 
 
 def churn_run(db: ClaimedDb, tmp: Path, opts: argparse.Namespace, mode: str) -> dict[str, Any]:
-    """RSS and series of ``serve --metrics`` under names and workers that keep changing."""
-    server = Server(db, tmp, f"churn-{mode}", metrics=True, drop=opts.drop_after, mode=mode)
+    """RSS and series of ``serve --metrics`` under names and workers that keep changing
+    (``mode`` ``off``: the same server without metrics, for comparison)."""
+    metrics = mode != "off"
+    server = Server(db, tmp, f"churn-{mode}", metrics=metrics, drop=opts.drop_after, mode=mode)
     try:
         server.wait_subscribed(db)
-        scraper = Scraper(server.port)
+        scraper = Scraper(server.port if metrics else 0)
         args = (db.db, opts.churn_rate, opts.churn_seconds, opts.names, opts.rotate)
         proc = mp.get_context("spawn").Process(target=_churn, args=args)
         proc.start()
@@ -462,7 +465,7 @@ def report(opts: argparse.Namespace, micro_out: dict[str, float], cpu: dict[str,
                 f"churn {opts.churn_seconds:.0f} s at {opts.churn_rate:,} tasks/s, "
                 f"{opts.names:,} names, "
                 f"4 new workers every {opts.rotate:.0f} s, drop after {opts.drop_after:.0f} s, "
-                f"--metrics-hostname {mode}:"
+                f"{'no metrics' if mode == 'off' else '--metrics-hostname ' + mode}:"
             )
             say(
                 f"  RSS MB: first {rss[0]:.1f}, half-way (t={churn['rss'][half][0]:.0f}s) "
@@ -503,7 +506,9 @@ def main() -> None:
     parser.add_argument("--names", type=int, default=1_000, help="distinct task names")
     parser.add_argument("--rotate", type=float, default=10.0, help="s between worker sets")
     parser.add_argument("--drop-after", type=float, default=15.0, help="CONSOLE_OFFLINE_DROP_AFTER")
-    parser.add_argument("--modes", default="host,generic", help="--metrics-hostname of churns")
+    parser.add_argument(
+        "--modes", default="host,generic,off", help="--metrics-hostname of churns (off: none)"
+    )
     parser.add_argument("--parts", default="micro,queue,cpu,churn", help="what to run")
     opts = parser.parse_args()
     parts = set(opts.parts.split(","))
