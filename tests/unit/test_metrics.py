@@ -258,3 +258,18 @@ def test_the_direct_rendering_equals_prometheus_clients_in_both_formats() -> Non
     assert om == reference
     assert value(reference, "celery_task_runtime_bucket", name="t.y", hostname="h0",
                  queue_name="q", le="+Inf") == 1  # fmt: skip
+
+
+def test_metrics_alone_means_the_default_address() -> None:
+    from console.cli_server import serve
+    from console.cli_watch import watch
+
+    for args, address in [
+        (["--metrics"], "127.0.0.1:9818"),
+        (["--metrics", "9000"], "9000"),
+        (["--metrics", "--headless"], "127.0.0.1:9818"),
+        ([], None),
+    ]:
+        assert watch.make_context("watch", list(args)).params["metrics"] == address
+    params = serve.make_context("serve", ["--metrics", "--metrics-hostname", "generic"]).params
+    assert (params["metrics"], params["metrics_hostname"]) == ("127.0.0.1:9818", "generic")
