@@ -36,10 +36,17 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def render_tasks(rows: list[Row], openmetrics: bool) -> str:
-    """The ``celery_task_*_total`` counters and ``celery_task_runtime``, as families() has them."""
+def render_tasks(rows: list[Row], openmetrics: bool) -> list[bytes]:
+    """The ``celery_task_*_total`` counters and ``celery_task_runtime``, as families() has them,
+    one encoded chunk per family (so a big scrape is never held as text and bytes at once)."""
+    chunks: list[bytes] = []
     out: list[str] = []
     add = out.append
+
+    def flush() -> None:
+        chunks.append("".join(out).encode())
+        out.clear()
+
     labelled = [(_labels(row[0]), row) for row in rows]
     for index, kind in enumerate(KINDS):
         family = f"celery_task_{kind}"
@@ -55,6 +62,7 @@ def render_tasks(rows: list[Row], openmetrics: bool) -> str:
                     add(f'{sample}{{{labels},exception="{_escape(cls)}"}} {_number(n)}\n')
             else:
                 add(f"{sample}{{{labels}}} {_number(counts[index])}\n")
+        flush()
     add(f"# HELP celery_task_runtime {RUNTIME_HELP}\n# TYPE celery_task_runtime histogram\n")
     for labels, (_, _, _, buckets, total) in labelled:
         if not buckets:
@@ -65,21 +73,22 @@ def render_tasks(rows: list[Row], openmetrics: bool) -> str:
             add(f'celery_task_runtime_bucket{{{labels},le="{le}"}} {_number(running)}\n')
         add(f"celery_task_runtime_count{{{labels}}} {_number(running)}\n")
         add(f"celery_task_runtime_sum{{{labels}}} {_number(total)}\n")
-    return "".join(out)
+    flush()
+    return chunks
 
 
 def scraper(
     registry: CollectorRegistry, task_rows: Callable[[], list[Row]]
-) -> Callable[[str], tuple[bytes, str]]:
-    """A function from an ``Accept`` header to (body, content type) for ``/metrics``."""
+) -> Callable[[str], tuple[list[bytes], str]]:
+    """A function from an ``Accept`` header to (body chunks, content type) for ``/metrics``."""
 
-    def scrape(accept: str) -> tuple[bytes, str]:
+    def scrape(accept: str) -> tuple[list[bytes], str]:
         encoder, content_type = choose_encoder(accept)
         openmetrics = content_type.startswith(OPENMETRICS)
         rest = encoder(registry)  # first: the collector prunes quiet task series as it runs
-        tasks = render_tasks(task_rows(), openmetrics).encode()
+        tasks = render_tasks(task_rows(), openmetrics)
         if openmetrics and rest.endswith(EOF_LINE):
-            return rest[: -len(EOF_LINE)] + tasks + EOF_LINE, content_type
-        return tasks + rest, content_type
+            return [rest[: -len(EOF_LINE)], *tasks, EOF_LINE], content_type
+        return [*tasks, rest], content_type
 
     return scrape

@@ -28,8 +28,8 @@ class _Listener6(_Listener):
     address_family = socket.AF_INET6
 
 
-Scrape = Callable[[str], tuple[bytes, str]]
-"""From an ``Accept`` header to the ``/metrics`` body and its content type."""
+Scrape = Callable[[str], tuple[list[bytes], str]]
+"""From an ``Accept`` header to the ``/metrics`` body (in chunks) and its content type."""
 
 
 def _handler(scrape: Scrape, health: Callable[[], Health]) -> type[BaseHTTPRequestHandler]:
@@ -43,22 +43,23 @@ def _handler(scrape: Scrape, health: Callable[[], Health]) -> type[BaseHTTPReque
             """Answer one GET."""
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                body, content_type = scrape(self.headers.get("Accept") or "")
-                self._reply(200, body, content_type)
+                chunks, content_type = scrape(self.headers.get("Accept") or "")
+                self._reply(200, chunks, content_type)
             elif path == "/healthz":
                 verdict = health()
-                self._reply(verdict.status, (verdict.reason + "\n").encode(), "text/plain")
+                self._reply(verdict.status, [(verdict.reason + "\n").encode()], "text/plain")
             elif path == "/":
-                self._reply(200, INDEX, "text/plain")
+                self._reply(200, [INDEX], "text/plain")
             else:
-                self._reply(404, b"not found\n", "text/plain")
+                self._reply(404, [b"not found\n"], "text/plain")
 
-        def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        def _reply(self, status: int, chunks: list[bytes], content_type: str) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(sum(map(len, chunks))))
             self.end_headers()
-            self.wfile.write(body)
+            for chunk in chunks:
+                self.wfile.write(chunk)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: a scrape every few seconds is not news."""

@@ -245,10 +245,12 @@ def test_the_direct_rendering_equals_prometheus_clients_in_both_formats() -> Non
     reference = families_of(counts)
     registry = CollectorRegistry(auto_describe=False)
     scrape = scraper(registry, counts.rows)
-    text, text_type = scrape("")
+    chunks, text_type = scrape("")
+    text = b"".join(chunks)
     assert text_type.startswith("text/plain")
     assert parse(text.decode()) == reference
-    body, om_type = scrape("application/openmetrics-text; version=1.0.0")
+    om_chunks, om_type = scrape("application/openmetrics-text; version=1.0.0")
+    body = b"".join(om_chunks)
     assert om_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
     om = {}
