@@ -19,6 +19,7 @@ from console.metrics.taskevents import BUCKETS, FAILED, HELP, KINDS, Row, shown
 
 OPENMETRICS = "application/openmetrics-text"
 EOF_LINE = b"# EOF\n"
+CHUNK_LINES = 2048
 RUNTIME_HELP = "Histogram of task runtime measurements."
 _LE = tuple("+Inf" if math.isinf(b) else repr(b) for b in BUCKETS)
 
@@ -38,7 +39,8 @@ def _number(value: float) -> str:
 
 def render_tasks(rows: list[Row], openmetrics: bool) -> list[bytes]:
     """The ``celery_task_*_total`` counters and ``celery_task_runtime``, as families() has them,
-    one encoded chunk per family (so a big scrape is never held as text and bytes at once)."""
+    in encoded chunks of a few thousand lines (a big scrape is never held as lines, text and
+    bytes at once)."""
     chunks: list[bytes] = []
     out: list[str] = []
     add = out.append
@@ -62,6 +64,8 @@ def render_tasks(rows: list[Row], openmetrics: bool) -> list[bytes]:
                     add(f'{sample}{{{labels},exception="{_escape(cls)}"}} {_number(n)}\n')
             else:
                 add(f"{sample}{{{labels}}} {_number(counts[index])}\n")
+            if len(out) >= CHUNK_LINES:
+                flush()
         flush()
     add(f"# HELP celery_task_runtime {RUNTIME_HELP}\n# TYPE celery_task_runtime histogram\n")
     for labels, (_, _, _, buckets, total) in labelled:
@@ -73,6 +77,8 @@ def render_tasks(rows: list[Row], openmetrics: bool) -> list[bytes]:
             add(f'celery_task_runtime_bucket{{{labels},le="{le}"}} {_number(running)}\n')
         add(f"celery_task_runtime_count{{{labels}}} {_number(running)}\n")
         add(f"celery_task_runtime_sum{{{labels}}} {_number(total)}\n")
+        if len(out) >= CHUNK_LINES:
+            flush()
     flush()
     return chunks
 
