@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_parse
 
 from tests.cluster_support.app import make_app
 from tests.metrics_support import (
@@ -137,6 +138,12 @@ def test_watch_scrape_counts_real_tasks_and_never_shows_the_password(
         om = get(port, "/metrics", accept=OPENMETRICS)
         assert om is not None and om.content_type.startswith("application/openmetrics-text")
         assert om.body.endswith("# EOF\n")
+        om_samples = {  # the strict OpenMetrics parser takes the whole body
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in openmetrics_parse(om.body)
+            for s in family.samples
+        }
+        assert om_samples[("celery_task_succeeded_total", tuple(sorted(add.items())))] == 5
         missing = get(port, "/nothing")
         assert missing is not None and missing.status == 404
         for body in (text.body, om.body, health.body):
