@@ -14,6 +14,7 @@ import click
 from console.actions import ActionResult
 from console.broker.urls import redact_url
 from console.jobs import JobView
+from console.metrics.options import metrics_options
 from console.server.client import NoServer, ServerClient, ServerGone, ServerRefused
 from console.server.protocol import (
     EXIT_FAILED,
@@ -31,16 +32,26 @@ DEFAULT_WAIT = 600.0
 
 @click.command("serve")
 @click.option("--background", is_flag=True, hidden=True, help="Started by a TUI: no stderr log.")
+@metrics_options
 @click.pass_obj
-def serve(obj: Any, background: bool) -> None:
+def serve(
+    obj: Any,
+    background: bool,
+    metrics: str | None,
+    metrics_public: bool,
+    metrics_hostname: str | None,
+) -> None:
     """Run the supervisor server in the foreground (for systemd, supervisord or a container).
 
     Logs to stderr and to console.log in the state directory; SIGTERM or SIGINT stops every
     program warmly. Under systemd (Type=notify) it reports READY, STATUS and WATCHDOG.
     """
+    from console.metrics.exporter import metrics_address, with_metrics_options
     from console.server.lifecycle import serve as run_server
 
-    run_server(obj.settings, to_stderr=not background)
+    settings = with_metrics_options(obj.settings, metrics, metrics_public, metrics_hostname)
+    metrics_address(settings)  # a refused address stops here, before anything starts
+    run_server(settings, to_stderr=not background)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -20,6 +20,7 @@ import click
 from console.actions import ActionResult, Outcome
 from console.appref import load_app
 from console.cluster.models import host_of
+from console.metrics.options import metrics_options
 from console.runtime import ConsoleRuntime, DashboardData
 from console.settings import EVENT_MODES, Settings
 
@@ -87,13 +88,17 @@ def watch_json(data: DashboardData) -> dict[str, Any]:
     }
 
 
-def stream_json(runtime: ConsoleRuntime, interval: float) -> None:
-    """Print a JSON line per refresh until SIGTERM or SIGINT."""
+def stream_json(runtime: ConsoleRuntime, interval: float, *, quiet: bool = False) -> None:
+    """Print a JSON line per refresh until SIGTERM or SIGINT (``quiet``: only refresh)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.is_set():
-        line = json.dumps(watch_json(runtime.poll()))
+        data = runtime.poll()
+        if quiet:
+            stop.wait(interval)
+            continue
+        line = json.dumps(watch_json(data))
         try:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
@@ -110,22 +115,42 @@ def stream_json(runtime: ConsoleRuntime, interval: float) -> None:
     default=None,
     help="Subscribe to all events, or to worker events only (no task events; CONSOLE_EVENTS).",
 )
+@click.option("--headless", is_flag=True, help="No screen and no output: only --metrics.")
+@metrics_options
 @click.pass_obj
-def watch(obj: Any, as_json: bool, events: str | None) -> None:
+def watch(
+    obj: Any,
+    as_json: bool,
+    events: str | None,
+    headless: bool,
+    metrics: str | None,
+    metrics_public: bool,
+    metrics_hostname: str | None,
+) -> None:
     """Watch every worker of the cluster and control any of them, supervising nothing.
 
     For workers run by systemd, Kubernetes or consoles on other hosts. Needs a configured broker.
     """
+    from console.metrics.exporter import metrics_address, start_metrics, with_metrics_options
+
     settings = watch_settings(obj)
     if events is not None:
         settings = replace(settings, events=events)
+    settings = with_metrics_options(settings, metrics, metrics_public, metrics_hostname)
+    if metrics_address(settings) is None and headless:
+        raise click.UsageError("--headless needs --metrics (or CONSOLE_METRICS)")
     with watching(settings) as runtime:
-        if as_json:
-            stream_json(runtime, settings.refresh_interval)
-            return
-        from console.ui.app import ConsoleApp, terminal_has_few_colours
+        exporter = start_metrics(settings, runtime)
+        try:
+            if as_json or headless:
+                stream_json(runtime, settings.refresh_interval, quiet=headless)
+                return
+            from console.ui.app import ConsoleApp, terminal_has_few_colours
 
-        ConsoleApp(runtime, ansi=terminal_has_few_colours()).run()
+            ConsoleApp(runtime, ansi=terminal_has_few_colours()).run()
+        finally:
+            if exporter is not None:
+                exporter.stop()
 
 
 @click.group("control")

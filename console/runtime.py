@@ -168,6 +168,8 @@ class ConsoleRuntime(WorkerActions):
         self.handover = WorkerHandover(settings, self.supervisor, self.control)
         self.jobs = JobQueue(on_change=self.wakeup.set)
         """Every action, from any client, the reloader or a key, runs here one at a time."""
+        self.latest: DashboardData | None = None
+        """The last refresh :meth:`poll` made, for readers on other threads (metrics)."""
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -254,6 +256,7 @@ class ConsoleRuntime(WorkerActions):
                 jobs=self.job_views(),
             )
             self._write_status(data)
+            self.latest = data
             return data
 
     def job_views(self, finished: int = 3) -> tuple[JobView, ...]:

@@ -47,6 +47,14 @@ Settings read from ``SENTRY_CONF``:
     Which Celery events the console subscribes to: ``"all"`` (default) or ``"workers"``, only
     worker heartbeats and online/offline, for hosts far from the broker: the broker then sends
     no task events to this console, which shows workers and their counts but no active tasks.
+``CONSOLE_METRICS``
+    Serve Prometheus metrics from ``serve`` and ``watch`` at this ``[HOST:]PORT``, e.g.
+    ``"127.0.0.1:9818"`` (default ``None``: off; ``--metrics`` overrides it).
+``CONSOLE_METRICS_PUBLIC``
+    Allow ``CONSOLE_METRICS`` to bind an address other than loopback (default ``False``).
+``CONSOLE_METRICS_HOSTNAME``
+    What the ``hostname`` label holds: ``"host"`` (the node name's host part, as
+    celery-exporter does; default), ``"node"`` (the whole node name) or ``"generic"``.
 """
 
 from __future__ import annotations
@@ -163,6 +171,12 @@ class Settings:
     """Watch mode: nothing supervised, every worker of the cluster shown and controlled."""
     events: str = "all"
     """Events subscribed to: ``all``, or ``workers`` (worker events only: no task events)."""
+    metrics: str | None = None
+    """``[HOST:]PORT`` of the Prometheus listener (None: no metrics)."""
+    metrics_public: bool = False
+    """Whether the metrics listener may bind an address other than loopback."""
+    metrics_hostname: str = "host"
+    """The ``hostname`` label: ``host`` (host part), ``node`` (node name) or ``generic``."""
 
     def __post_init__(self) -> None:
         ident = console_id(self.state_dir)
@@ -307,6 +321,27 @@ def _keymap(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple((binding_id, keys.replace(" ", "")) for binding_id, keys in raw.items())
 
 
+def _metrics_settings(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """``metrics``, ``metrics_public`` and ``metrics_hostname`` from the conf file (checked
+    further where the listener starts)."""
+    address = conf.get("CONSOLE_METRICS")
+    if isinstance(address, int) and not isinstance(address, bool):
+        address = str(address)
+    if address is not None and not isinstance(address, str):
+        raise SettingsError(
+            'SENTRY_CONF: CONSOLE_METRICS must be "[HOST:]PORT", e.g. "127.0.0.1:9818"'
+        )
+    public = conf.get("CONSOLE_METRICS_PUBLIC", False)
+    if not isinstance(public, bool):
+        raise SettingsError("SENTRY_CONF: CONSOLE_METRICS_PUBLIC must be True or False")
+    hostname = conf.get("CONSOLE_METRICS_HOSTNAME", "host")
+    if hostname not in ("host", "node", "generic"):
+        raise SettingsError(
+            "SENTRY_CONF: CONSOLE_METRICS_HOSTNAME must be 'host', 'node' or 'generic'"
+        )
+    return {"metrics": address, "metrics_public": public, "metrics_hostname": hostname}
+
+
 def resolve_settings(
     *,
     cli_broker: str | None = None,
@@ -367,6 +402,7 @@ def resolve_settings(
         if not isinstance(api, str) or not api.startswith(("http://", "https://")):
             raise SettingsError("CONSOLE_RABBITMQ_API must be an http:// or https:// URL")
         kwargs["rabbitmq_api"] = api
+    kwargs |= _metrics_settings(conf)
     if "CONSOLE_WORKERS" in conf:
         kwargs["worker_groups"] = _worker_groups(conf["CONSOLE_WORKERS"])
     if state_dir is not None:

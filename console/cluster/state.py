@@ -18,6 +18,8 @@ ARG_LIMIT = 2048
 TEXT_LIMIT = 8192
 
 Event = Mapping[str, Any]
+#: Called for each task event once applied: (type, task name, event hostname, task queue, event).
+TaskEventHook = Callable[[str, str | None, str | None, str | None, Event], None]
 
 
 def clip(value: Any, limit: int) -> str:
@@ -112,6 +114,8 @@ class ClusterState:
         self.max_queues = max_queues
         self.enqueued: dict[str, int] = {}  # task-sent per queue, cumulative
         self.dequeued: dict[str, int] = {}  # task-received per queue, cumulative
+        self.on_task_event: TaskEventHook | None = None
+        """Optional hook (metrics): called under the state's lock, so it must be O(1)."""
         self._task_handlers: dict[str, Callable[[_Task, Event, float], None]] = {
             "task-sent": self._on_sent,
             "task-received": self._on_received,
@@ -136,6 +140,7 @@ class ClusterState:
             tasks = self._tasks
             handlers = self._task_handlers
             workers = self.workers
+            hook = self.on_task_event
             seen: dict[str, None] = {}  # hosts heard from, noted once per batch
             count = 0
             task_events = False
@@ -160,6 +165,8 @@ class ClusterState:
                     handler(task, event, now)
                     task_events = True
                     hostname = event.get("hostname")
+                    if hook is not None:
+                        hook(kind, task.name, hostname, task.queue, event)  # type: ignore[arg-type]
                     if hostname and kind != "task-sent":
                         seen[hostname] = None
                 elif isinstance(kind, str) and kind.startswith("worker-"):

@@ -20,6 +20,7 @@ from console.broker.embedded import (
     EmbeddedBrokerError,
 )
 from console.consolelog import LOGGER, RedactingFormatter, setup_console_log
+from console.metrics.exporter import MetricsExporter, start_metrics
 from console.runtime import ConsoleRuntime, DashboardData
 from console.server.client import NoServer, ServerClient
 from console.server.notify import SystemdNotifier
@@ -99,6 +100,7 @@ def serve(settings: Settings, *, to_stderr: bool) -> None:
     embedded: EmbeddedBroker | None = None
     runtime: ConsoleRuntime | None = None
     server: SupervisorServer | None = None
+    metrics: MetricsExporter | None = None
     try:
         if settings.broker is None:
             embedded = start_own_broker(settings)
@@ -108,6 +110,7 @@ def serve(settings: Settings, *, to_stderr: bool) -> None:
         runtime = ConsoleRuntime(settings, app)
         server = SupervisorServer(runtime)
         server.listen()
+        metrics = start_metrics(settings, runtime)  # a port in use fails before programs start
         runtime.start()
         log.info("server pid %d up, broker %s", os.getpid(), settings.redacted_broker_url)
         _watch(server, notifier)
@@ -119,6 +122,8 @@ def serve(settings: Settings, *, to_stderr: bool) -> None:
         notifier.stopping()
         if runtime is not None:
             runtime.shutdown()
+        if metrics is not None:
+            metrics.stop()
         if server is not None:
             server.close()
         lock.release()

@@ -27,6 +27,8 @@ CORE = [
     "console.server.client",
     "console.server.notify",
     "console.cli_server",
+    "console.metrics.exporter",
+    "console.metrics.options",
 ]
 
 
