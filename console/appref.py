@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celery import Celery
-from celery.utils.imports import symbol_by_name
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 class AppLoadError(RuntimeError):
@@ -18,6 +18,9 @@ def load_app(path: str, broker_url: str) -> Celery:
 
     The URL is also put in ``SENTRY_BROKER_URL`` first, so apps that read it at import agree.
     """
+    from celery import Celery  # the engine: imported by what loads an app, not by a client
+    from celery.utils.imports import symbol_by_name
+
     os.environ["SENTRY_BROKER_URL"] = broker_url
     try:
         obj = symbol_by_name(path)

@@ -6,18 +6,21 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from celery import Celery
 
 from console.appref import AppLoadError, app_queue_names, ingest_task, load_app
-from console.broker.depth import BrokerUnavailable
-from console.broker.embedded import ConsoleAlreadyRunning, EmbeddedBroker, EmbeddedBrokerError
+from console.broker.embedded import EmbeddedBroker, EmbeddedBrokerError
+from console.broker.errors import BrokerUnavailable
 from console.broker.urls import BrokerURLError, redact_url
 from console.server.lifecycle import ServerAlreadyRunning
 from console.server.server import ServerError
 from console.settings import Settings, SettingsError, resolve_settings
+from console.statedir import StateDirError
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 KNOWN_ERRORS: tuple[type[Exception], ...] = (
     SettingsError,
@@ -25,7 +28,7 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     BrokerURLError,
     BrokerUnavailable,
     EmbeddedBrokerError,
-    ConsoleAlreadyRunning,
+    StateDirError,  # ConsoleAlreadyRunning too
     ServerAlreadyRunning,
     ServerError,
 )

@@ -1,29 +1,35 @@
-"""Headless commands for operators and scripts: ``queues list|purge`` and ``status``."""
+"""Headless commands for operators and scripts: ``queues list|purge`` and ``status``.
+
+The broker probes are imported by the commands that use them: every ``sentry-console`` command
+imports this module, and ``ctl`` and an attached TUI must not load the engine's imports.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from celery import Celery
 
 from console.appref import app_queue_names, transport_options
 from console.broker.capacity import BrokerCapacity, memory_json, warnings_json
-from console.broker.capacity_monitor import read_capacity_once
-from console.broker.depth import BrokerUnavailable, QueueDepth, make_depth_probe
-from console.broker.embedded import ConsoleLock
-from console.broker.health import BrokerHealth, BrokerHealthProbe
-from console.broker.redis_capacity import app_routes
+from console.broker.errors import BrokerUnavailable
+from console.broker.models import BrokerHealth, QueueDepth
 from console.consolelog import audit, log_path, setup_console_log
-from console.runtime import read_status
 from console.settings import Settings
+from console.statedir import ConsoleLock
+from console.statusfile import read_status
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 PURGE_TIMEOUT = 5.0
 
 
 def _depths(settings: Settings, app: Celery, names: list[str]) -> dict[str, QueueDepth]:
+    from console.broker.depth import make_depth_probe
+
     assert settings.broker is not None
     probe = make_depth_probe(settings.broker, transport_options(app))
     try:
@@ -32,13 +38,19 @@ def _depths(settings: Settings, app: Celery, names: list[str]) -> dict[str, Queu
         probe.close()
 
 
-def _require_up(settings: Settings) -> BrokerHealth:
+def _check_health(settings: Settings) -> BrokerHealth:
+    from console.broker.health import BrokerHealthProbe
+
     assert settings.broker is not None
     probe = BrokerHealthProbe(settings.broker)
     try:
-        health = probe.check()
+        return probe.check()
     finally:
         probe.close()
+
+
+def _require_up(settings: Settings) -> BrokerHealth:
+    health = _check_health(settings)
     if health.state != "connected":
         raise BrokerUnavailable(f"broker {settings.redacted_broker_url} is down: {health.reason}")
     return health
@@ -130,16 +142,15 @@ def status(obj: Any, as_json: bool) -> None:
     """
     with obj.broker() as settings:
         assert settings.broker is not None
-        probe = BrokerHealthProbe(settings.broker)
-        try:
-            health = probe.check()
-        finally:
-            probe.close()
+        health = _check_health(settings)
         up = health.state == "connected"
         queue_rows: list[dict[str, Any]] = []
         workers: list[dict[str, Any]] = []
         capacity: BrokerCapacity | None = None
         if up:
+            from console.broker.capacity_monitor import read_capacity_once
+            from console.broker.redis_capacity import app_routes
+
             app = obj.app(settings)
             names = app_queue_names(app)
             depths = _depths(settings, app, names)

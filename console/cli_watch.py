@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,8 +21,11 @@ from console.actions import ActionResult, Outcome
 from console.appref import load_app
 from console.cluster.models import host_of
 from console.metrics.options import metrics_options
-from console.runtime import ConsoleRuntime, DashboardData
 from console.settings import EVENT_MODES, Settings
+from console.snapshot import DashboardData
+
+if TYPE_CHECKING:  # the engine is imported by the commands that run it
+    from console.runtime import ConsoleRuntime
 
 
 def watch_settings(obj: Any) -> Settings:
@@ -39,6 +42,8 @@ def watch_settings(obj: Any) -> Settings:
 @contextmanager
 def watching(settings: Settings) -> Iterator[ConsoleRuntime]:
     """A runtime that supervises nothing, started, and stopped however the block ends."""
+    from console.runtime import ConsoleRuntime
+
     assert settings.broker is not None
     runtime = ConsoleRuntime(settings, load_app(settings.app, settings.broker.raw))
     runtime.start()
@@ -170,6 +175,8 @@ def _report(result: ActionResult) -> None:
 
 @contextmanager
 def _runtime(obj: Any) -> Iterator[ConsoleRuntime]:
+    from console.runtime import ConsoleRuntime
+
     settings = watch_settings(obj)
     assert settings.broker is not None
     # No monitors: one command needs only the control connection (and the monitor's task

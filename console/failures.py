@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from console.cluster import TaskInfo
+from console.cluster.models import TaskInfo
 
 RECENT_FAILURES = 100
 """Failed tasks kept (newest first)."""

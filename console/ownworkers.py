@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from console.cluster import WorkerInfo
+from console.cluster.models import WorkerInfo
 
 
 class OwnWorkers:

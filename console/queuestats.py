@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from console.broker.depth import QueueDepth
+from console.broker.models import QueueDepth
 
 #: Seconds of history the rates are averaged over (one poll is too jittery to show).
 RATE_WINDOW = 5.0

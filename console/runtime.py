@@ -5,32 +5,26 @@ The TUI drives one :class:`ConsoleRuntime`; every blocking call here is made off
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from celery import Celery
 from celery.utils.nodenames import nodesplit
 
 from console.actions import ActionResult
 from console.appref import app_queue_names, transport_options
-from console.broker.capacity import BrokerCapacity
 from console.broker.capacity_monitor import CapacityMonitor
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
 from console.broker.errors import SILENT_REASONS
-from console.broker.health import BrokerHealth, BrokerHealthProbe
+from console.broker.health import BrokerHealthProbe
 from console.broker.redis_capacity import app_routes
 from console.cluster import ClusterMonitor, ClusterSnapshot, RemoteControl, TaskInfo, WorkerInfo
 from console.consolelog import audited, log_path, setup_console_log
 from console.cron.role import with_cron_role
-from console.failures import FAILURE_WINDOW, RecentFailures, failures_since
+from console.failures import RecentFailures
 from console.handover import WorkerHandover
 from console.jobs import JobQueue, JobView, action
 from console.ownworkers import OwnWorkers
@@ -46,43 +40,28 @@ from console.reload import CodeReloader, describe_change, restart_programs
 from console.reload import log as reload_log
 from console.serialised import holding
 from console.settings import Settings, WorkerGroup
+from console.snapshot import DashboardData, exit_json, process_json
+from console.statusfile import STATUS_FILE, StatusFileWriter, read_status
 from console.supervision import ProcessSnapshot, ProcessState, RollingRestartError, Supervisor
 from console.workeractions import WorkerActions
 
-STATUS_FILE = "console-status.json"
-STATUS_EVERY = 5.0
-"""Seconds between rewrites of the status file while nothing in the process table changes."""
+# Moved to console.snapshot and console.statusfile; importable from here as before.
+__all__ = [
+    "STATUS_FILE",
+    "ConsoleRuntime",
+    "DashboardData",
+    "exit_json",
+    "local_node_names",
+    "local_nodes",
+    "process_json",
+    "read_status",
+    "remote_worker_names",
+    "worker_node_name",
+]
 #: Bounds of one poll's broker calls: a dead or silent broker costs at most their sum (~3.2 s).
 HEALTH_TIMEOUT = 1.0
 DEPTH_TIMEOUT = 1.2
 CAPACITY_TIMEOUT = 1.0
-
-
-@dataclass(frozen=True)
-class DashboardData:
-    """Everything one screen refresh shows, gathered off the UI thread."""
-
-    broker_url: str
-    broker: BrokerHealth
-    processes: tuple[ProcessSnapshot, ...] = ()
-    queues: tuple[QueueRow, ...] = ()
-    workers: tuple[WorkerInfo, ...] = ()
-    remote_workers: frozenset[str] = frozenset()
-    active_tasks: tuple[TaskInfo, ...] = ()
-    cluster_state: str = "starting"
-    events_received: int = 0
-    last_reload: str | None = None
-    taken_at: float = field(default_factory=time.time)
-    errors: dict[str, int] = field(default_factory=dict)
-    """Failures the cluster monitor survived, by kind."""
-    capacity: BrokerCapacity | None = None
-    """Broker memory, warnings and per-queue load (None: not measured this poll)."""
-    failures: tuple[TaskInfo, ...] = ()
-    """The last failed tasks, newest first, without their tracebacks."""
-    events: str = "all"
-    """Events subscribed to: ``all``, or ``workers`` (no task events: no active tasks shown)."""
-    jobs: tuple[JobView, ...] = ()
-    """Actions queued or running, oldest first, then the last few that finished."""
 
 
 def worker_node_name(group: WorkerGroup, n: int) -> str:
@@ -160,8 +139,7 @@ class ConsoleRuntime(WorkerActions):
         self._failures = RecentFailures()  # used under _poll_lock
         self._scale_lock = threading.Lock()
         self.log_file = log_path(settings.state_dir)
-        self._status_key: tuple[object, ...] = ()
-        self._status_at = 0.0
+        self._status_file = StatusFileWriter(settings.state_dir)
         self._reloader: CodeReloader | None = None
         self.last_reload: str | None = None
         """What the last reload did, e.g. ``reloaded: tasks.py changed`` (None before one)."""
@@ -202,7 +180,7 @@ class ConsoleRuntime(WorkerActions):
             self.capacity.close()
             if self._depth is not None:
                 self._depth.close()
-        (self.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
+        self._status_file.remove()
 
     # data --------------------------------------------------------------------------------
     def queue_names(self, cluster: ClusterSnapshot) -> list[str]:
@@ -255,7 +233,7 @@ class ConsoleRuntime(WorkerActions):
                 failures=self._failures.update(cluster.recent_tasks),
                 jobs=self.job_views(),
             )
-            self._write_status(data)
+            self._status_file.write(data, self.log_file)
             self.latest = data
             return data
 
@@ -279,26 +257,6 @@ class ConsoleRuntime(WorkerActions):
             self._depth = None
             raise
         return tuple(self._tracker.update(depths, time.time(), cluster.enqueued, cluster.dequeued))
-
-    def _write_status(self, data: DashboardData) -> None:
-        """Leave the process table where ``sentry-console status`` can read it."""
-        path = self.settings.state_dir / STATUS_FILE
-        latest = data.failures[0].uuid if data.failures else ""
-        key = (
-            *((p.name, p.state, p.pid, p.restarts, p.role) for p in data.processes),
-            str(data.errors),
-            latest,
-        )
-        if key == self._status_key and data.taken_at - self._status_at < STATUS_EVERY:
-            return
-        self._status_key, self._status_at = key, data.taken_at
-        processes = [process_json(p) for p in data.processes]
-        payload = {"pid": os.getpid(), "taken_at": data.taken_at, "processes": processes}
-        payload |= {"errors": data.errors, "log_file": str(self.log_file)}
-        payload["failures_5m"] = failures_since(data.failures, data.taken_at - FAILURE_WINDOW)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload))
-        tmp.replace(path)
 
     def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The tail of a program's merged output (``stamps``: each line's arrival time first)."""
@@ -433,41 +391,3 @@ class ConsoleRuntime(WorkerActions):
         self.jobs.close()
         self.supervisor.shutdown(timeout=1.0)
         self.shutdown()
-
-
-def process_json(p: ProcessSnapshot) -> dict[str, Any]:
-    """A process snapshot in the documented ``status --json`` shape."""
-    data = asdict(p)
-    data["state"] = str(p.state)
-    shown = {
-        k: data.get(k)
-        for k in (
-            *("name", "group", "state", "pid", "uptime", "restarts", "cpu_percent", "rss_bytes"),
-            "role",
-        )
-    }
-    shown["last_exit"] = exit_json(p.exitstatus, p.exited_at)
-    shown["reason"] = p.description if p.state is ProcessState.FATAL else None
-    return shown
-
-
-def exit_json(status: int | None, at: float | None) -> dict[str, Any] | None:
-    """A last exit as ``{"code", "signal", "at"}``: a code, or a signal's name, and when."""
-    if status is None and at is None:
-        return None
-    code = status if status is not None and status >= 0 else None
-    signame = None
-    if status is not None and status < 0:
-        try:
-            signame = signal.Signals(-status).name
-        except ValueError:
-            signame = f"signal {-status}"
-    return {"code": code, "signal": signame, "at": at}
-
-
-def read_status(state_dir: Path) -> dict[str, Any] | None:
-    """The process table a running console left in ``state_dir``, if any."""
-    try:
-        return dict(json.loads((state_dir / STATUS_FILE).read_text()))
-    except (OSError, ValueError):
-        return None

@@ -68,8 +68,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from console.broker.embedded import default_state_dir
 from console.broker.urls import BrokerURL, BrokerURLError, parse_broker_url
+from console.statedir import default_state_dir
 
 DEFAULT_APP = "workers.app"
 DEFAULT_HOSTNAME = "{name}-{n}@%h"

@@ -1,4 +1,5 @@
-"""Where a configuration's private files and sockets live, and who may have made them.
+"""Where a configuration's private files and sockets live, who may have made them, and which
+process owns them (the console lock).
 
 A socket is only as private as the directory it is in. Every directory the console puts a socket
 in is checked before use: a real directory (not a link), owned by this user, mode 0700. When a
@@ -10,19 +11,40 @@ someone else made, and says so in one line.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import socket
 import stat
 import struct
+import time
 from pathlib import Path
+from types import TracebackType
 
 SUN_PATH_MAX = 107
 """Longest unix socket path (sun_path is 108 bytes including the terminating NUL)."""
+LOCK_NAME = "console.lock"
+_POLL_INTERVAL = 0.02
 
 
 class StateDirError(Exception):
     """A private directory that cannot be used safely (one clear line for the operator)."""
+
+
+class ConsoleAlreadyRunning(StateDirError):
+    """Another console process holds the console lock of this state directory."""
+
+    def __init__(self, pid: int) -> None:
+        holder = f"pid {pid}" if pid > 0 else "unknown pid"
+        super().__init__(f"another sentry-console is already running here ({holder})")
+        self.pid = pid
+
+
+def default_state_dir() -> Path:
+    """$XDG_STATE_HOME/sentry-console, or ~/.local/state/sentry-console."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
+    return root / "sentry-console"
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -74,6 +96,13 @@ def short_socket(state_dir: Path, name: str) -> Path:
 
 def _fits(path: Path) -> bool:
     return len(os.fsencode(path)) <= SUN_PATH_MAX
+
+
+def fitting_socket(directory: Path, state_dir: Path, name: str) -> Path:
+    """``directory/name`` when it is short enough for a unix socket, else the per-user /tmp
+    socket named after ``state_dir`` (the one fallback every socket of the console uses)."""
+    candidate = directory / name
+    return candidate if _fits(candidate) else short_socket(Path(os.path.abspath(state_dir)), name)
 
 
 def runtime_dir() -> Path | None:
@@ -133,3 +162,100 @@ def peer_uid(sock: socket.socket) -> int:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", raw)
     return int(uid)
+
+
+def _read_pid(fd: int) -> int:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+class ConsoleLock:
+    """An flock on <state_dir>/console.lock that holds the pid of the running console."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self, wait: float = 0.5) -> None:
+        """Take the lock or raise ConsoleAlreadyRunning naming the other console's pid."""
+        if self._fd is not None:
+            return
+        ensure_private_dir(self.state_dir)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                # A brief shared lock from held_by_other() or a holder that has not yet
+                # written its pid: retry until the deadline before giving up.
+                if (pid > 0 and _pid_alive(pid)) or time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise ConsoleAlreadyRunning(pid) from None
+                time.sleep(_POLL_INTERVAL)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock up (the file stays, empty)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def __enter__(self) -> ConsoleLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    @staticmethod
+    def held_by_other(state_dir: Path) -> int | None:
+        """The pid of another process holding the console lock (0 if unknown), else None."""
+        try:
+            fd = os.open(Path(state_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                return None if pid == os.getpid() else pid
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)

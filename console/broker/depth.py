@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from bisect import bisect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import amqp
@@ -17,22 +16,12 @@ from redis.retry import Retry
 
 from console.broker.amqp_connect import amqp_connection
 from console.broker.errors import BrokerUnavailable, describe_error
+from console.broker.models import QueueDepth
 from console.broker.urls import BrokerURL
 
 # kombu.transport.redis defaults; kept here so the probe needs no kombu channel.
 KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 KOMBU_PRIORITY_SEP = "\x06\x16"
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """One queue's figures; None where the broker does not tell."""
-
-    name: str
-    ready: int | None
-    consumers: int | None
-    unacked: int | None
-    exists: bool
 
 
 class QueueDepthProbe(Protocol):

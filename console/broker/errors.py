@@ -6,9 +6,7 @@ import errno
 import os
 import socket
 import ssl
-
-import amqp.exceptions
-import redis.exceptions
+import sys
 
 
 class BrokerUnavailable(RuntimeError):
@@ -68,17 +66,31 @@ _TEXT_REASONS = (
 )
 
 
+def _is_library_error(exc: BaseException, module: str, *names: str) -> bool:
+    """True when ``exc`` is one of the named exception classes of a client library's module.
+
+    Looked up in :data:`sys.modules`, never imported: an exception of a library that was never
+    loaded cannot have been raised, so describing an error costs no import of redis-py or amqp.
+    """
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        return False
+    return isinstance(exc, tuple(getattr(loaded, name) for name in names))
+
+
 def describe_error(exc: BaseException, _depth: int = 0) -> str:
     """A short, password-free reason such as "connection refused" or "authentication failed"."""
-    if isinstance(exc, redis.exceptions.AuthenticationError | amqp.exceptions.AccessRefused):
+    if _is_library_error(exc, "redis.exceptions", "AuthenticationError") or _is_library_error(
+        exc, "amqp.exceptions", "AccessRefused"
+    ):
         return "authentication failed"
-    if isinstance(exc, amqp.exceptions.NotAllowed):
+    if _is_library_error(exc, "amqp.exceptions", "NotAllowed"):
         return "virtual host not found or access refused"
     if isinstance(exc, socket.gaierror):
         return "name or service not known"
     if isinstance(exc, ssl.SSLError):
         return "TLS error"
-    if isinstance(exc, TimeoutError | redis.exceptions.TimeoutError):
+    if isinstance(exc, TimeoutError) or _is_library_error(exc, "redis.exceptions", "TimeoutError"):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"

@@ -6,8 +6,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -15,22 +14,10 @@ from redis.retry import Retry
 
 from console.broker.amqp_connect import amqp_connection
 from console.broker.errors import describe_error
+from console.broker.models import BrokerHealth, HealthState
 from console.broker.urls import BrokerURL
 
-HealthState = Literal["connected", "connecting", "down"]
 log = logging.getLogger("sentry_console.broker")
-
-
-@dataclass(frozen=True)
-class BrokerHealth:
-    """One health reading; ``last_ok`` is the wall-clock time of the last success."""
-
-    state: HealthState
-    reason: str | None
-    rtt_ms: float | None
-    server_version: str | None
-    reconnects: int
-    last_ok: float | None
 
 
 class _RedisSession:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from celery.utils.nodenames import nodesplit
+
+def nodesplit(node: str) -> tuple[str | None, str]:
+    """A Celery node name as ``(name, host)``; ``(None, node)`` without an ``@``.
+
+    What ``celery.utils.nodenames.nodesplit`` does, here so that plain data needs no celery.
+    """
+    name, sep, host = node.partition("@")
+    return (name, host) if sep else (None, node)
 
 
 def host_of(node: str) -> str:

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from console.actions import ActionResult, Outcome
-from console.cluster import TaskInfo
+from console.cluster.models import TaskInfo
 from console.jobs import JobView
-from console.runtime import DashboardData
 from console.server.protocol import (
     MAX_LINE,
     MAX_WAIT,
+    MAX_WATCHES,
     PROTOCOL_VERSION,
     SOCKET_NAME,
     ProtocolError,
@@ -34,8 +34,8 @@ from console.server.protocol import (
     socket_candidates,
     socket_path,
 )
-from console.server.server import MAX_WATCHES
 from console.settings import Settings
+from console.snapshot import DashboardData
 from console.statedir import StateDirError, check_trusted_dir, peer_uid, recorded_socket
 
 REQUEST_TIMEOUT = 10.0

@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from console.server.protocol import (
     MAX_REQUEST,
@@ -27,9 +27,6 @@ from console.server.protocol import (
     encode,
     request_id,
 )
-
-if TYPE_CHECKING:
-    from console.server.server import SupervisorServer
 
 log = logging.getLogger("sentry_console.server")
 
@@ -51,10 +48,23 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
 
 
+class ConnectionOwner(Protocol):
+    """What a connection needs of the server that accepted it (the server is one; this module
+    does not import it, so the server's modules import in one direction only)."""
+
+    def handle(self, conn: Connection, request: Request) -> bool:
+        """Answer one request; False ends the connection."""
+        ...
+
+    def forget(self, conn: Connection) -> None:
+        """The client went away."""
+        ...
+
+
 class Connection:
     """One attached client: its socket, its outbox, and whether it wants snapshots."""
 
-    def __init__(self, server: SupervisorServer, sock: socket.socket, uid: int) -> None:
+    def __init__(self, server: ConnectionOwner, sock: socket.socket, uid: int) -> None:
         self.server = server
         self.sock = sock
         self.uid = uid

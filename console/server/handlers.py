@@ -6,20 +6,59 @@ import logging
 import pwd
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from console.actions import ActionResult
 from console.actiontable import BadAction, prepare
 from console.consolelog import ACTING_USER, audit
-from console.runtime import process_json
 from console.server import protocol as P
+from console.server.connection import Connection
 from console.server.protocol import PROTOCOL_VERSION, Request
+from console.snapshot import DashboardData, process_json
 
 if TYPE_CHECKING:
-    from console.server.connection import Connection
-    from console.server.server import SupervisorServer
+    from console.runtime import ConsoleRuntime
 
 log = logging.getLogger("sentry_console.server")
+
+
+class Served(Protocol):
+    """What the handlers need of the server they answer for (the server is one; this module
+    does not import it, so the server imports its handlers and nothing imports back)."""
+
+    runtime: ConsoleRuntime
+    stopping: threading.Event
+    latest: DashboardData | None
+
+    def hello(self) -> dict[str, Any]:
+        """What a client learns on connecting."""
+        ...
+
+    def clients(self) -> list[Connection]:
+        """The attached clients."""
+        ...
+
+    def subscribe(self, conn: Connection) -> None:
+        """Start pushing snapshots to a client."""
+        ...
+
+    def watch(
+        self, conn: Connection, name: str, last: int | None, stamps: bool = False
+    ) -> dict[str, Any]:
+        """Start pushing a program's output tail to a client; its lines now."""
+        ...
+
+    def follow(self, conn: Connection, name: str, cursor: tuple[int, int]) -> bool:
+        """Push a program's new output lines to a client until it goes away."""
+        ...
+
+    def shutdown(self, wait: bool = True, reason: str = "shut down", end: bool = True) -> None:
+        """Stop every program, then (with ``end``) the server's loop."""
+        ...
+
+    def end(self) -> None:
+        """Let the server's loop return."""
+        ...
 
 
 def user_name(uid: int) -> str:
@@ -33,7 +72,7 @@ def user_name(uid: int) -> str:
 class RequestHandlers:
     """Dispatch of typed client requests to the server's runtime."""
 
-    def __init__(self, server: SupervisorServer) -> None:
+    def __init__(self, server: Served) -> None:
         self.server = server
         self.runtime = server.runtime
         self._ops: dict[type[Request], Callable[[Connection, Any], dict[str, Any]]] = {

@@ -11,23 +11,23 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.appref import load_app
-from console.broker.embedded import (
-    ConsoleAlreadyRunning,
-    ConsoleLock,
-    EmbeddedBroker,
-    EmbeddedBrokerError,
-)
+from console.broker.embedded import EmbeddedBroker, EmbeddedBrokerError
 from console.consolelog import LOGGER, RedactingFormatter, setup_console_log
-from console.metrics.exporter import MetricsExporter, start_metrics
-from console.runtime import ConsoleRuntime, DashboardData
 from console.server.client import NoServer, ServerClient
 from console.server.notify import SystemdNotifier
 from console.server.protocol import socket_path
 from console.server.server import SupervisorServer
 from console.settings import Settings
-from console.supervision import ProcessState
+from console.snapshot import DashboardData
+from console.statedir import ConsoleAlreadyRunning, ConsoleLock
+from console.supervision.model import ProcessState
+
+if TYPE_CHECKING:
+    from console.metrics.exporter import MetricsExporter
+    from console.runtime import ConsoleRuntime
 
 log = logging.getLogger("sentry_console.server")
 
@@ -84,6 +84,11 @@ def log_to_stderr() -> None:
 
 def serve(settings: Settings, *, to_stderr: bool) -> None:
     """Run the server until ``ctl shutdown``, ``q`` in a TUI, SIGTERM or SIGINT."""
+    # The engine (celery, kombu, the broker clients) is loaded by the server only: a TUI
+    # imports this module to start one, and must not carry the engine's imports.
+    from console.metrics.exporter import start_metrics
+    from console.runtime import ConsoleRuntime
+
     settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = ConsoleLock(settings.state_dir)
     try:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import msgspec
 
 from console import statedir
-from console.runtime import DashboardData
+from console.snapshot import DashboardData
 
 PROTOCOL_VERSION = 2
 SOCKET_NAME = "console.sock"
@@ -32,6 +32,8 @@ MAX_REQUEST = 64 * 1024
 """Longest request the server accepts: a longer line is refused whole and the client dropped."""
 MAX_WAIT = 3600.0
 """Longest a request may ask the server to wait for its job."""
+MAX_WATCHES = 4
+"""Program outputs one client may follow at once (the oldest is dropped first)."""
 
 # Exit codes of ``ctl``.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SERVER, EXIT_PENDING = 0, 1, 2, 3, 4

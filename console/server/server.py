@@ -16,18 +16,23 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console import statedir
-from console.runtime import ConsoleRuntime, DashboardData
 from console.server.connection import Connection
+from console.server.handlers import RequestHandlers
 from console.server.protocol import (
+    MAX_WATCHES,
     PROTOCOL_VERSION,
     SOCKET_NAME,
     Request,
     encode,
     socket_path,
 )
+from console.snapshot import DashboardData
+
+if TYPE_CHECKING:
+    from console.runtime import ConsoleRuntime
 
 log = logging.getLogger("sentry_console.server")
 
@@ -35,8 +40,6 @@ STARTUP_WINDOW = 3.0
 STARTUP_POLL = 0.25
 FOLLOW_EVERY = 0.2
 """Seconds between looks at a followed program's output."""
-MAX_WATCHES = 4
-"""Program outputs one client may follow at once (the oldest is dropped first)."""
 MAX_FOLLOWS = 4
 """``tail -f`` streams one client may have at once."""
 MAX_CLIENTS = 64
@@ -83,8 +86,6 @@ class SupervisorServer:
         # Woken by actions, and by the runtime itself (a broker alarm): push at once.
         self._wake: threading.Event = getattr(runtime, "wakeup", None) or threading.Event()
         self._latest_line: bytes | None = None
-        from console.server.handlers import RequestHandlers
-
         self._handlers = RequestHandlers(self)
 
     # socket -------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ from textual.widgets import Log, Static
 from textual.worker import Worker, WorkerState
 
 from console.actions import ActionResult
-from console.cluster import TaskInfo
-from console.runtime import DashboardData
+from console.cluster.models import TaskInfo
 from console.settings import Settings
+from console.snapshot import DashboardData
 from console.ui.capacity import CapacityWarnings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands

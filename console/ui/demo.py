@@ -14,10 +14,10 @@ from console.broker.capacity import (
     memory_warnings,
 )
 from console.broker.health import BrokerHealth
-from console.cluster import TaskInfo, WorkerInfo
+from console.cluster.models import TaskInfo, WorkerInfo
 from console.queuestats import QueueRow
-from console.runtime import DashboardData
 from console.settings import Settings
+from console.snapshot import DashboardData
 from console.supervision import ProcessSnapshot, ProcessState
 
 NOW = 1_790_000_000.0

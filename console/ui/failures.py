@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from console.cluster import TaskInfo
+from console.cluster.models import TaskInfo
 from console.ui import format as fmt
 from console.ui.livetable import LiveTable
 from console.ui.tables import Column, Row, SyncTable

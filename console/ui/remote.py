@@ -14,8 +14,8 @@ from textual import work
 from textual.app import App
 
 from console.actions import ActionResult, Outcome
-from console.cluster import WorkerInfo
-from console.runtime import DashboardData
+from console.cluster.models import WorkerInfo
+from console.snapshot import DashboardData
 from console.ui.modals import ConfirmScreen, QueueScreen
 from console.ui.workers import WorkerTable
 

@@ -17,8 +17,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
-from console.cluster import TaskInfo
-from console.cluster.models import FINISHED_STATES
+from console.cluster.models import FINISHED_STATES, TaskInfo
 from console.ui import format as fmt
 
 

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.cluster.models import host_of
-from console.runtime import DashboardData
+from console.snapshot import DashboardData
 from console.supervision import ProcessState
 from console.ui import format as fmt
 from console.ui.capacity import memory_rank, memory_text

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.events import Resize
 
 from console.broker.capacity import BrokerCapacity
-from console.cluster import TaskInfo
+from console.cluster.models import TaskInfo
 from console.queuestats import QueueRow
 from console.supervision import ProcessSnapshot, ProcessState
 from console.ui import format as fmt

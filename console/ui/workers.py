@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from celery.utils.nodenames import nodesplit
 from rich.text import Text
 from textual.binding import Binding, BindingType
 
-from console.cluster import WorkerInfo
-from console.cluster.models import host_of
+from console.cluster.models import WorkerInfo, host_of, nodesplit
 from console.ui.livetable import Cell
 from console.ui.tables import Column, Row, SyncTable, num, sort_key
 
