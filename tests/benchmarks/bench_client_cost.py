@@ -1,0 +1,126 @@
+"""What a client of the supervisor server costs: start-up time and peak RSS of ``ctl status``
+and of an attached TUI, and which engine modules each imports.
+
+Starts an in-process server (fake programs) on a private embedded Redis, then, ``--runs``
+times each, runs under ``/usr/bin/time``:
+
+- ``python -m console ctl status`` (the whole command, to its exit);
+- a TUI attached the way ``sentry-console`` attaches it (headless, no terminal needed), which
+  leaves as soon as it has shown its first snapshot.
+
+Run: ``.venv/bin/python -m tests.benchmarks.bench_client_cost [--runs 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from console.broker.embedded import EmbeddedBroker
+from tests.server_support import inprocess_server
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE = ("celery", "kombu", "redis", "amqp", "billiard")
+
+# An attached TUI as ``console.ui.launch.run_console`` builds it, headless, gone after its
+# first snapshot; it prints the engine modules it imported and how long the data took.
+TUI = """
+import sys, time
+t0 = time.perf_counter()
+from console.server.client import RemoteSource, ServerClient
+from console.settings import resolve_settings
+settings = resolve_settings()
+client = ServerClient(settings.state_dir)
+client.hello(client="tui")
+source = RemoteSource(client, settings, read_only=False)
+from console.ui.app import ConsoleApp
+
+class Once(ConsoleApp):
+    def _show_data(self, data, message):
+        super()._show_data(data, message)
+        self.exit()
+
+app = Once(source)
+app.run(headless=True, size=(100, 30))
+client.close()
+engine = sorted({m.split('.')[0] for m in sys.modules} & set(ENGINE))
+print(f'first snapshot after {time.perf_counter() - t0:.3f} s; engine: {engine or "none"}')
+""".replace("ENGINE", repr(ENGINE))
+
+CTL_MODULES = """
+import sys
+from console.cli import main
+try:
+    main(['ctl', 'status'])
+except SystemExit:
+    pass
+engine = sorted({m.split('.')[0] for m in sys.modules} & set(ENGINE))
+print('engine:', engine or 'none', file=sys.stderr)
+""".replace("ENGINE", repr(ENGINE))
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB) and stderr+stdout tail of one run under /usr/bin/time."""
+    fmt = "TIME %e %M"
+    out = subprocess.run(
+        ["/usr/bin/time", "-f", fmt, *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = (out.stdout + out.stderr).splitlines()
+    if out.returncode not in (0, 2):  # ctl status exits 2 when a program is FATAL
+        raise SystemExit(f"{argv[-1][:40]!r} failed ({out.returncode}): {out.stderr[-2000:]}")
+    stamp = next(ln for ln in reversed(lines) if ln.startswith("TIME "))
+    _, secs, rss = stamp.split()
+    notes = [ln for ln in lines if "engine" in ln]
+    return float(secs), int(rss), notes[-1] if notes else ""
+
+
+def report(name: str, runs: list[tuple[float, int, str]]) -> None:
+    """Median and range of the runs' time and RSS."""
+    secs = [r[0] for r in runs]
+    rss = [r[1] / 1024 for r in runs]
+    print(
+        f"{name:<12} time median {statistics.median(secs):.2f} s "
+        f"(min {min(secs):.2f}, max {max(secs):.2f}); "
+        f"peak RSS median {statistics.median(rss):.1f} MiB "
+        f"(min {min(rss):.1f}, max {max(rss):.1f}); {runs[-1][2]}"
+    )
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
+        state = Path(tmp) / "state"
+        broker = EmbeddedBroker(Path(tmp) / "broker")
+        broker.start()
+        try:
+            with inprocess_server(broker.url, state):
+                env = dict(os.environ, SENTRY_CONSOLE_STATE_DIR=str(state))
+                env["SENTRY_BROKER_URL"] = broker.url
+                py = sys.executable
+                ctl = [timed([py, "-m", "console", "ctl", "status"], env)]
+                ctl[0] = (*ctl[0][:2], timed([py, "-c", CTL_MODULES], env)[2])
+                ctl += [
+                    timed([py, "-m", "console", "ctl", "status"], env) for _ in range(args.runs)
+                ]
+                report("ctl status", ctl[1:] + ctl[:1])
+                tui = [timed([py, "-c", TUI], env) for _ in range(args.runs)]
+                report("attached TUI", tui)
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
