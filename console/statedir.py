@@ -247,7 +247,7 @@ class ConsoleLock:
         """The pid of another process holding the console lock (0 if unknown), else None."""
         try:
             fd = os.open(Path(state_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         try:
             try:

@@ -22,7 +22,7 @@ from console.server.protocol import socket_path
 from console.server.server import SupervisorServer
 from console.settings import Settings
 from console.snapshot import DashboardData
-from console.statedir import ConsoleAlreadyRunning, ConsoleLock
+from console.statedir import ConsoleAlreadyRunning, ConsoleLock, ensure_private_dir
 from console.supervision.model import ProcessState
 
 if TYPE_CHECKING:
@@ -89,8 +89,7 @@ def serve(settings: Settings, *, to_stderr: bool) -> None:
     from console.metrics.exporter import start_metrics
     from console.runtime import ConsoleRuntime
 
-    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = ConsoleLock(settings.state_dir)
+    lock = ConsoleLock(settings.state_dir)  # makes (or checks) the private state directory
     try:
         lock.acquire()
     except ConsoleAlreadyRunning as exc:
@@ -177,7 +176,7 @@ def start_background_server(
     settings: Settings, app_path: str | None, broker_flag: str | None, wait: float = 60.0
 ) -> ServerClient:
     """Start ``sentry-console serve`` in its own session and connect to it once it listens."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_dir(settings.state_dir)
     out_path = settings.state_dir / START_LOG
     command = [sys.executable, "-m", "console"]
     if app_path:
