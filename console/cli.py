@@ -247,7 +247,7 @@ def screenshots_cmd(out: str, size: str) -> None:
     """Export the console's screens as SVG files (frozen demo data)."""
     from pathlib import Path
 
-    from console.ui.export import export_screenshots
+    from console.ui.demo.screenshots import export_screenshots
 
     try:
         cols, rows = (int(v) for v in size.lower().split("x"))

@@ -3,47 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.binding import Binding
-from textual.css.query import NoMatches
-from textual.message import Message
-from textual.widgets import Log, Static
-from textual.worker import Worker, WorkerState
 
-from console.actions import ActionResult
 from console.cluster.models import TaskInfo
-from console.settings import Settings
 from console.snapshot import DashboardData
-from console.ui.capacity import CapacityWarnings
 from console.ui.commands import ConsoleCommands, PaletteCommand
 from console.ui.dashboard import LOG_TAIL, DashboardScreen, palette_commands
 from console.ui.failures import FailuresScreen
-from console.ui.follow import PollFailed, followed, safe_output
+from console.ui.follow import safe_output
 from console.ui.keymap import check_keymap, help_sections
 from console.ui.livetable import LiveTable
-from console.ui.modals import ConfirmScreen, QuitScreen, TypeNameScreen, running_tasks
+from console.ui.modals import ConfirmScreen, TypeNameScreen
+from console.ui.polling import ConsoleSource, DashboardUpdated
 from console.ui.process_detail import ProcessDetailScreen
-from console.ui.remote import SEVERITY, WorkerControlApp, WorkerSource
-from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen, appended
-from console.ui.statusbar import StatusBar
+from console.ui.quitting import QuitFlowApp
+from console.ui.remote import SEVERITY, WorkerControlApp
+from console.ui.screens import HelpScreen, LogScreen, TaskDetailScreen
 from console.ui.tables import ProcessTable, QueueTable, TaskTable
 from console.ui.watchmode import action_name, needs_supervisor, watch_commands, watch_sections
-from console.ui.workers import WorkerTable
 
+# The polling and the ways out are in console/ui/polling.py and console/ui/quitting.py.
 __all__ = ["LOG_TAIL", "SEVERITY", "ConsoleApp", "ConsoleSource", "DashboardUpdated"]
-
-#: For this many seconds after start-up the screen polls every ``STARTUP_POLL`` seconds, so the
-#: first frame listing the workers follows the cluster monitor's first ping round closely.
-STARTUP_WINDOW = 3.0
-STARTUP_POLL = 0.25
 
 
 def terminal_has_few_colours() -> bool:
@@ -53,39 +38,11 @@ def terminal_has_few_colours() -> bool:
     return Console().color_system in ("standard", "windows")
 
 
-class ConsoleSource(WorkerSource, Protocol):
-    """What the screen needs from the engine (a :class:`ConsoleRuntime`, or a fake in tests)."""
-
-    settings: Settings
-
-    def poll(self) -> DashboardData: ...
-    def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]: ...
-    def restart(self, name: str) -> ActionResult: ...
-    def toggle(self, name: str) -> ActionResult: ...
-    def toggle_cron(self) -> ActionResult: ...
-    def scale(self, delta: int, group_name: str | None = None) -> ActionResult: ...
-    def rolling_restart(self, group_name: str | None = None) -> ActionResult: ...
-    def task(self, uuid: str) -> TaskInfo | None: ...
-    def revoke(self, uuid: str, terminate: bool = False) -> ActionResult: ...
-    def purge(self, queue: str) -> ActionResult: ...
-    def shutdown(self) -> None: ...
-    def shutdown_now(self) -> None: ...
-
-
 ACTIONS = frozenset(
     {"restart", "toggle_selected", "toggle_cron", "scale", "rolling_restart", "revoke"}
     | {"terminate", "purge", "pool", "pool_restart", "consume", "shutdown_worker"}
 )
 """Actions that change something: refused and hidden for a read-only client."""
-
-
-@dataclass
-class DashboardUpdated(Message):
-    """A fresh poll result, with the log tail of the selected process."""
-
-    data: DashboardData
-    log_name: str | None
-    log_lines: list[str]
 
 
 def changes(binding: Binding) -> bool:
@@ -96,7 +53,7 @@ def changes(binding: Binding) -> bool:
     )
 
 
-class ConsoleApp(WorkerControlApp):
+class ConsoleApp(QuitFlowApp):
     """Supervise and watch a Celery cluster from one terminal screen."""
 
     CSS_PATH = Path(__file__).with_name("console.tcss")
@@ -141,145 +98,12 @@ class ConsoleApp(WorkerControlApp):
         """The main screen."""
         return DashboardScreen(watch=self.watch_mode)
 
-    @property
-    def dashboard(self) -> DashboardScreen:
-        """The main screen, whatever screen is on top of it."""
-        screen = self.screen_stack[0]
-        assert isinstance(screen, DashboardScreen)
-        return screen
-
     def palette_commands(self) -> list[PaletteCommand]:
         """Every main-screen action as a command palette entry."""
         commands = palette_commands(help_sections(self.source.settings.keymap))
         return watch_commands(commands) if self.watch_mode else commands
 
-    # polling -----------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def poll_loop(self) -> None:
-        """Poll the engine on a steady cadence, one poll at a time, off the UI thread."""
-        interval = self.source.settings.refresh_interval
-        began = time.monotonic()
-        order: list[str] = []
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                data = self.source.poll()
-            except Exception as exc:
-                if getattr(exc, "ends_session", False):
-                    raise
-                self.post_message(PollFailed(f"{type(exc).__name__}: {exc}"))
-            else:
-                names = [p.name for p in data.processes]
-                name = followed(self._selected, order, names)
-                order = names
-                lines = safe_output(self._read_output, name, LOG_TAIL) if name else []
-                self.post_message(DashboardUpdated(data, name, lines))
-            if not self.live:
-                return
-            wait = interval if started - began >= STARTUP_WINDOW else min(interval, STARTUP_POLL)
-            self._nap(max(wait - (time.monotonic() - started), 0.05))
-
-    def _nap(self, seconds: float) -> None:
-        """Wait for the next poll, or less when the engine asks for one (a broker alarm changed)."""
-        wakeup: threading.Event | None = getattr(self.source, "wakeup", None)
-        if wakeup is None:
-            self._stop.wait(seconds)
-            return
-        wakeup.wait(seconds)
-        wakeup.clear()
-
-    def _stop_polling(self) -> None:
-        self._stop.set()
-        wakeup: threading.Event | None = getattr(self.source, "wakeup", None)
-        if wakeup is not None:
-            wakeup.set()
-
-    def _read_output(self, name: str, last: int | None) -> list[str]:
-        return self.source.output(name, last, stamps=self.stamps)
-
-    def action_timestamps(self) -> None:
-        """Each output line with the time it arrived, or not (the log pane is redrawn)."""
-        self.stamps = not self.stamps
-        name = self._log_name
-        if name is not None:
-            self._log_name = None  # the next lines do not follow the old ones: redraw
-            self._show_log(name, safe_output(self._read_output, name, LOG_TAIL))
-        self.notify(f"timestamps {'on' if self.stamps else 'off'}", timeout=2)
-
-    @on(PollFailed)
-    def poll_failed(self, message: PollFailed) -> None:
-        """Say once that polls fail (the next success clears it); the refresh goes on."""
-        if message.error != self._poll_error:
-            self._poll_error = message.error
-            self.notify(f"refresh failed: {message.error}", severity="error", timeout=8)
-
-    @on(DashboardUpdated)
-    def show_data(self, message: DashboardUpdated) -> None:
-        """Put a poll result on the screen."""
-        self._poll_error = None
-        data = message.data
-        self.last_data = data
-        # A refresh can arrive while the app takes its widgets down at exit: drop it.
-        with contextlib.suppress(NoMatches):
-            self._show_data(data, message)
-
-    def _show_data(self, data: DashboardData, message: DashboardUpdated) -> None:
-        if not self.watch_mode:
-            self.dashboard.query_one(ProcessTable).show(data.processes)
-        self.dashboard.query_one(QueueTable).show(data.queues, data.capacity)
-        self.dashboard.query_one(CapacityWarnings).show(data.capacity)
-        self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
-        self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
-        if not self._stop.is_set():
-            bar = self.dashboard.query_one(StatusBar)
-            source = self.source.settings.broker_source
-            bar.show(data, source, self.attachment, self.watch_mode)
-        if not self.watch_mode:
-            self._show_log(message.log_name, message.log_lines)
-
-    def _show_log(self, name: str | None, lines: list[str]) -> None:
-        log = self.dashboard.query_one("#log", Log)
-        more = appended(self._log_lines, lines) if name == self._log_name else None
-        if name != self._log_name:
-            title = Text(f"output of {name or '-'} (l: full screen)")
-            if self.attachment:
-                attached = f"   {self.attachment} (d: detach)"
-                if title.cell_len + len(attached) > self.size.width - 2:  # never cut: say less
-                    attached = "   attached (d: detach)"
-                title.append(attached, "cyan")
-            self.dashboard.query_one("#logtitle", Static).update(title)
-        self._log_name, self._log_lines = name, lines
-        if more is None:
-            log.clear()
-            log.write_lines(lines)
-        elif more:
-            log.write_lines(more)
-
-    @on(LiveTable.RowHighlighted, "#processes")
-    def select_process(self, event: LiveTable.RowHighlighted) -> None:
-        """The log pane follows the highlighted process."""
-        self._selected = event.key
-        if self._selected and self._selected != self._log_name:
-            lines = safe_output(self._read_output, self._selected, LOG_TAIL)
-            self._show_log(self._selected, lines)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Failures of background work become a visible message instead of a crash."""
-        if event.state == WorkerState.ERROR and event.worker.error is not None:
-            error = event.worker.error
-            if getattr(error, "ends_session", False) and not self._stop.is_set():
-                self._stop.set()  # the server went away: nothing left to show
-                self.exit(return_code=1, message=f"sentry-console: {error}")
-                return
-            self.notify(f"{type(error).__name__}: {error}", severity="error", timeout=8)
-            if event.worker.group == "poll" and not self._stop.is_set():
-                self.set_timer(2.0, self.poll_loop)
-
     # actions -----------------------------------------------------------------------------
-    @property
-    def attachment(self) -> str | None:
-        """'attached · server pid …' when the source is a supervisor server, else None."""
-        return getattr(self.source, "attachment", None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide what does not apply: actions for a read-only client, detach in-process, and in
@@ -291,14 +115,6 @@ class ConsoleApp(WorkerControlApp):
         if action == "detach":
             return self.attachment is not None
         return True
-
-    def action_detach(self) -> None:
-        """Leave every program running under the server and close this screen."""
-        if self.attachment is None or self._stop.is_set():
-            return
-        self._stop.set()
-        self.detached = True
-        self.exit()
 
     def _selected_process(self) -> str | None:
         return self.dashboard.query_one(ProcessTable).selected_key()
@@ -460,76 +276,3 @@ class ConsoleApp(WorkerControlApp):
 
         question = f"Purge every message waiting in {queue}?"
         self.push_screen(TypeNameScreen(question, queue), answered)
-
-    async def action_quit(self) -> None:
-        """ctrl+q and the palette's Quit: the same graceful way out as ``q``."""
-        self.action_quit_console()
-
-    def action_help_quit(self) -> None:
-        """ctrl+c detaches (the programs go on, as after SIGINT); with no server it quits."""
-        if self.attachment is not None:
-            self.action_detach()
-        else:
-            self.action_quit_console()
-
-    def action_quit_console(self) -> None:
-        """Stop every child gracefully, then leave (asking first when tasks are running).
-
-        During a warm stop, ``q`` asks again: "now" gives the programs their hard stop."""
-        if isinstance(self.screen, QuitScreen):
-            return
-        if self._stop.is_set():
-            if self._warm_stop:
-                self.push_screen(QuitScreen(running_tasks(self.last_data)), self._escalate)
-            return
-        if self.watch_mode:  # nothing supervised: nothing to stop, nothing to ask
-            self.stop_everything()
-            return
-        running = running_tasks(self.last_data)
-        if running == 0:
-            self.stop_everything()
-            return
-
-        def answered(choice: str | None) -> None:
-            if choice is not None:
-                self.stop_everything(wait=choice == "wait")
-
-        self.push_screen(QuitScreen(running), answered)
-
-    def leave(self) -> None:
-        """Stop polling and exit at once (the terminal is gone: detach, the programs go on)."""
-        self._stop_polling()
-        self.detached = self.attachment is not None
-        self.exit()
-
-    def stop_everything(self, wait: bool = True) -> None:
-        """Stop polling, stop every child (warm when ``wait``), then exit."""
-        if self._stop.is_set():
-            return
-        self._stop_polling()
-        self._warm_stop = wait and not self.watch_mode
-        message = "stopping every process, tasks finishing…" if wait else "stopping now…"
-        if self._warm_stop:
-            message += " (q: stop now)"
-        if self.watch_mode:
-            message = "leaving (the workers are not touched)…"
-        self.dashboard.query_one(StatusBar).say(Text(message, "bold yellow"))
-        self._shutdown_then_exit(wait)
-
-    def _escalate(self, choice: str | None) -> None:
-        """Turn the warm stop under way into a hard one ("now" asked during it)."""
-        if choice != "now" or not self._warm_stop:
-            return
-        self._warm_stop = False
-        self.dashboard.query_one(StatusBar).say(Text("stopping now…", "bold red"))
-        threading.Thread(target=self.source.shutdown_now, name="stop-now", daemon=True).start()
-
-    @work(thread=True, group="shutdown", exit_on_error=False)
-    def _shutdown_then_exit(self, wait: bool) -> None:
-        try:
-            if wait:
-                self.source.shutdown()
-            else:
-                self.source.shutdown_now()
-        finally:
-            self.call_from_thread(self.exit)

@@ -11,7 +11,7 @@ from textual.pilot import Pilot
 
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
-from console.ui.export import SHOTS, settle
+from console.ui.demo.screenshots import SHOTS, settle
 
 
 class SnapCompare(Protocol):

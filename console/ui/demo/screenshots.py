@@ -1,4 +1,4 @@
-"""Export the console's screens as SVG, driven by the frozen demo data."""
+"""``sentry-console screenshots``: the console's screens exported as SVG, in demo mode."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from textual.pilot import Pilot
 
 from console.ui.app import ConsoleApp
-from console.ui.demo import DemoSource
+from console.ui.demo.source import DemoSource
 
 SHOTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "main": ("main", ()),
