@@ -9,12 +9,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from celery import Celery
 from celery.utils.nodenames import nodesplit
 
-from console.actions import ActionResult
 from console.appref import app_queue_names, transport_options
 from console.broker.capacity_monitor import CapacityMonitor
 from console.broker.depth import BrokerUnavailable, QueueDepthProbe, make_depth_probe
@@ -26,8 +24,9 @@ from console.consolelog import audited, log_path, setup_console_log
 from console.cron.role import with_cron_role
 from console.failures import RecentFailures
 from console.handover import WorkerHandover
-from console.jobs import JobQueue, JobView, action
+from console.jobs import JobQueue, JobView
 from console.ownworkers import OwnWorkers
+from console.programactions import ProgramActions
 from console.programs import (
     CRON,
     alternate_node_name,
@@ -36,13 +35,11 @@ from console.programs import (
     worker_program,
 )
 from console.queuestats import QueueRow, QueueTracker
-from console.reload import CodeReloader, describe_change, restart_programs
-from console.reload import log as reload_log
-from console.serialised import holding
+from console.reload import CodeReloader
 from console.settings import Settings, WorkerGroup
 from console.snapshot import DashboardData, exit_json, process_json
 from console.statusfile import STATUS_FILE, StatusFileWriter, read_status
-from console.supervision import ProcessSnapshot, ProcessState, RollingRestartError, Supervisor
+from console.supervision import ProcessSnapshot, Supervisor
 from console.workeractions import WorkerActions
 
 # Moved to console.snapshot and console.statusfile; importable from here as before.
@@ -107,7 +104,7 @@ def remote_worker_names(
     )
 
 
-class ConsoleRuntime(WorkerActions):
+class ConsoleRuntime(ProgramActions, WorkerActions):
     """Owns the supervised programs and the probes; hands out :class:`DashboardData`."""
 
     def __init__(self, settings: Settings, app: Celery, supervisor: Supervisor | None = None):
@@ -262,127 +259,10 @@ class ConsoleRuntime(WorkerActions):
         """The tail of a program's merged output (``stamps``: each line's arrival time first)."""
         return self.supervisor.output(name, last, stamps)
 
-    # actions (blocking; run them off the UI thread) ----------------------------------------
-    @action("restart {name}")
-    def restart(self, name: str) -> ActionResult:
-        """Restart one program; a running worker is replaced start-first, with no gap."""
-        try:
-            if self.handover.restart(name):
-                return ActionResult.done(
-                    f"{name} replaced: the new process answered before the old one stopped"
-                )
-        except RollingRestartError as exc:
-            return ActionResult.failed(str(exc))
-        self.supervisor.restart(name)
-        return ActionResult.done(f"restarting {name}")
-
-    @action("stop {name}")
-    def stop(self, name: str) -> ActionResult:
-        """Stop one program (warm shutdown)."""
-        self.supervisor.stop(name)
-        return ActionResult.done(f"stopping {name}")
-
-    @action("start {name}")
-    def start_program(self, name: str) -> ActionResult:
-        """Start one program (also leaves FATAL)."""
-        self.supervisor.start(name)
-        return ActionResult.done(f"starting {name}")
-
-    def toggle(self, name: str) -> ActionResult:
-        """Stop a running program, or start a stopped one."""
-        states = {p.name: p.state for p in self.supervisor.snapshot()}
-        if states.get(name) in (ProcessState.RUNNING, ProcessState.STARTING, ProcessState.BACKOFF):
-            return self.stop(name)
-        return self.start_program(name)
-
-    @action("toggle cron")
-    def toggle_cron(self) -> ActionResult:
-        """Run or stop the cron process."""
-        names = {p.name for p in self.supervisor.snapshot()}
-        if CRON not in names:
-            self.supervisor.add_program(cron_program(self.settings))
-            return ActionResult.done("cron added")
-        return self.toggle(CRON)
-
-    def group(self, name: str | None = None) -> WorkerGroup:
-        """A worker group by name (the first one by default)."""
-        if name is None:
-            return self.settings.worker_groups[0]
-        return self._groups[name]
-
-    def group_size(self, name: str) -> int:
-        """How many processes a worker group is meant to have now."""
-        return self._counts[name]
-
-    @action("scale {delta:+d}")
-    @holding("_scale_lock")  # the count and the supervisor's change go together, in order
-    def scale(self, delta: int, group_name: str | None = None) -> ActionResult:
-        """Add (delta > 0) or remove (delta < 0) worker processes in a group."""
-        group = self.group(group_name)
-        count = self._counts[group.name] + delta
-        if count < 0:
-            return ActionResult.refused(f"{group.name}: already at 0 processes")
-        if count > self.settings.max_processes:
-            limit = self.settings.max_processes
-            return ActionResult.refused(f"{group.name}: limit is {limit} processes")
-        self._counts[group.name] = count
-        self.supervisor.scale(group.name, count, lambda n: worker_program(self.settings, group, n))
-        return ActionResult.done(f"{group.name}: scaling to {count}")
-
-    @action("rolling restart {group_name}")
-    def rolling_restart(self, group_name: str | None = None) -> ActionResult:
-        """Replace a group's workers one at a time, each replacement answering a ping before
-        the process it replaces stops (members not running are simply restarted)."""
-        group = self.group(group_name)
-        states = {s.name: s.state for s in self.supervisor.snapshot()}
-        members = self.supervisor.group_members(group.name)
-        try:
-            for done, name in enumerate(members):
-                self.jobs.progress(f"{done}/{len(members)} replaced, now {name}")
-                if states.get(name) is not ProcessState.STOPPED and not self.handover.restart(name):
-                    self.supervisor.restart(name)
-        except RollingRestartError as exc:
-            return ActionResult.failed(f"{group.name}: rolling restart stopped: {exc}")
-        return ActionResult.done(f"{group.name}: rolling restart done")
-
     # operator actions on tasks, queues and pools (blocking; run them off the UI thread) ----
     def task(self, uuid: str) -> TaskInfo | None:
         """The detail of one task as the cluster monitor last saw it."""
         return self.monitor.task(uuid)
-
-    @action("purge {queue}")
-    def purge(self, queue: str) -> ActionResult:
-        """Delete every message waiting in one of the app's queues."""
-        known = app_queue_names(self.app)
-        if queue not in known:
-            return ActionResult.refused(f"unknown queue {queue!r}")
-        try:
-            with self.app.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=5)
-                removed = conn.default_channel.queue_purge(queue) or 0
-        except Exception as exc:
-            return ActionResult.failed(f"purge of {queue} failed: {type(exc).__name__}")
-        return ActionResult.done(f"purged {removed} messages from {queue}")
-
-    def reload_code(self, changed: Sequence[Path]) -> str:
-        """Restart workers and cron after a source change (warm stop; rolling in big groups),
-        as one job like any other action; the reloader waits for it."""
-        result = self.jobs.run(
-            f"reload ({describe_change(changed)})", lambda: self._reload(changed), who="reloader"
-        )
-        return result.message
-
-    def _reload(self, changed: Sequence[Path]) -> ActionResult:
-        note = f"reloaded: {describe_change(changed)}"
-        self.last_reload = note
-        reload_log.info("%s (%s)", note, ", ".join(map(str, changed)))
-        problems = restart_programs(self.supervisor, self.rolling_restart)
-        if problems:
-            note = f"reload stopped: {problems[0]}"
-            self.last_reload = note
-            reload_log.warning("%s", note)
-            return ActionResult.failed(note)
-        return ActionResult.done(note)
 
     @audited("stop everything now")
     def shutdown_now(self) -> None:
