@@ -10,9 +10,9 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -188,64 +188,89 @@ def _runtime(obj: Any) -> Iterator[ConsoleRuntime]:
         runtime.control.close()
 
 
-@control.command("pool", context_settings={"ignore_unknown_options": True})  # DELTA may be -1
-@click.argument("node")
-@click.argument("delta", type=int)
-@click.pass_obj
-def control_pool(obj: Any, node: str, delta: int) -> None:
-    """Grow (DELTA > 0) or shrink (DELTA < 0) the pool of worker NODE."""
-    if delta == 0:
+def _nonzero(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    if value == 0:
         raise click.BadParameter("must not be 0", param_hint="DELTA")
-    with _runtime(obj) as runtime:
-        _report(runtime.pool(node, delta))
+    return value
 
 
-@control.command("pool-restart")
-@click.argument("node")
-@click.pass_obj
-def control_pool_restart(obj: Any, node: str) -> None:
-    """Restart the pool processes of NODE (the worker must run with pool restarts enabled)."""
-    with _runtime(obj) as runtime:
-        _report(runtime.pool_restart(node))
+@dataclass(frozen=True)
+class ControlCommand:
+    """One ``control`` subcommand: its help, its arguments, and the remote-control call."""
+
+    help: str
+    args: tuple[str, ...]
+    call: Callable[..., ActionResult]
+    """The runtime, then the arguments by name, to the worker's answer."""
+    options: tuple[click.Option, ...] = ()
+    negative: bool = False
+    """An argument may be a negative number (``pool NODE -1``), not an option."""
 
 
-@control.command("consume")
-@click.argument("node")
-@click.argument("queue")
-@click.pass_obj
-def control_consume(obj: Any, node: str, queue: str) -> None:
-    """Make NODE start consuming from QUEUE."""
-    with _runtime(obj) as runtime:
-        _report(runtime.consume(node, queue, on=True))
+_CONTROL = {
+    "pool": ControlCommand(
+        "Grow (DELTA > 0) or shrink (DELTA < 0) the pool of worker NODE.",
+        ("node", "delta"),
+        lambda runtime, node, delta: runtime.pool(node, delta),
+        negative=True,
+    ),
+    "pool-restart": ControlCommand(
+        "Restart the pool processes of NODE (the worker must run with pool restarts enabled).",
+        ("node",),
+        lambda runtime, node: runtime.pool_restart(node),
+    ),
+    "consume": ControlCommand(
+        "Make NODE start consuming from QUEUE.",
+        ("node", "queue"),
+        lambda runtime, node, queue: runtime.consume(node, queue, on=True),
+    ),
+    "cancel": ControlCommand(
+        "Make NODE stop consuming from QUEUE.",
+        ("node", "queue"),
+        lambda runtime, node, queue: runtime.consume(node, queue, on=False),
+    ),
+    "shutdown": ControlCommand(
+        "Warm shutdown of NODE: it finishes the tasks it runs, then exits.",
+        ("node",),
+        lambda runtime, node: runtime.shutdown_worker(node),
+    ),
+    "revoke": ControlCommand(
+        "Revoke TASK_ID on every worker; with --terminate also stop it where it runs.",
+        ("task_id",),
+        lambda runtime, task_id, terminate: runtime.revoke(task_id, terminate=terminate),
+        options=(
+            click.Option(
+                ["--terminate"], is_flag=True, help="Also kill the task where it runs (SIGTERM)."
+            ),
+        ),
+    ),
+}
+"""Every ``control`` subcommand, by name."""
 
 
-@control.command("cancel")
-@click.argument("node")
-@click.argument("queue")
-@click.pass_obj
-def control_cancel(obj: Any, node: str, queue: str) -> None:
-    """Make NODE stop consuming from QUEUE."""
-    with _runtime(obj) as runtime:
-        _report(runtime.consume(node, queue, on=False))
+def _argument(name: str) -> click.Argument:
+    if name == "delta":
+        return click.Argument([name], type=int, callback=_nonzero)
+    return click.Argument([name])
 
 
-@control.command("shutdown")
-@click.argument("node")
-@click.pass_obj
-def control_shutdown(obj: Any, node: str) -> None:
-    """Warm shutdown of NODE: it finishes the tasks it runs, then exits."""
-    with _runtime(obj) as runtime:
-        _report(runtime.shutdown_worker(node))
+def _control_command(name: str, spec: ControlCommand) -> click.Command:
+    @click.pass_obj
+    def command(obj: Any, **args: Any) -> None:
+        with _runtime(obj) as runtime:
+            _report(spec.call(runtime, **args))
+
+    return click.Command(
+        name,
+        callback=command,
+        params=[*map(_argument, spec.args), *spec.options],
+        help=spec.help,
+        context_settings={"ignore_unknown_options": True} if spec.negative else None,
+    )
 
 
-@control.command("revoke")
-@click.argument("task_id")
-@click.option("--terminate", is_flag=True, help="Also kill the task where it runs (SIGTERM).")
-@click.pass_obj
-def control_revoke(obj: Any, task_id: str, terminate: bool) -> None:
-    """Revoke TASK_ID on every worker; with --terminate also stop it where it runs."""
-    with _runtime(obj) as runtime:
-        _report(runtime.revoke(task_id, terminate=terminate))
+for _name, _spec in _CONTROL.items():
+    control.add_command(_control_command(_name, _spec))
 
 
 def register(group: click.Group) -> None:
