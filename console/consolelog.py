@@ -8,7 +8,6 @@ added on purpose (a headless server may add one for stderr).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import getpass
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from console.broker.urls import redact_url
+from console.privatelog import PrivateRotatingFileHandler
 
 LOGGER = "sentry_console"
 LOG_FILE = "console.log"
@@ -35,22 +35,6 @@ log.addHandler(logging.NullHandler())  # without a handler, logging's last resor
 audit_log = log.getChild("audit")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class PrivateRotatingFileHandler(RotatingFileHandler):
-    """A rotating log whose every file, the first and each one after a rotation, is 0600."""
-
-    def _open(self) -> Any:
-        stream = open(  # noqa: SIM115 - the handler owns the stream
-            self.baseFilename,
-            self.mode,
-            encoding=self.encoding,
-            errors=self.errors,
-            opener=lambda path, flags: os.open(path, flags, 0o600),
-        )
-        with contextlib.suppress(OSError):
-            os.chmod(self.baseFilename, 0o600)  # made before, with the umask
-        return stream
 
 
 class RedactingFormatter(logging.Formatter):

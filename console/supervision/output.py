@@ -14,7 +14,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
+
+from console.privatelog import PrivateRotatingFileHandler
 
 log = logging.getLogger("sentry_console.supervision")
 
@@ -25,46 +27,42 @@ _READ_CHUNK = 65_536
 MAX_LINE_BYTES = 65_536
 
 
-class RotatingLogFile:
-    """Appends bytes to a file, rotating it to ``.1`` ... ``.N`` past ``maxbytes``."""
+class RotatingLogFile(PrivateRotatingFileHandler):
+    """A program's raw output appended to a file that rotates to ``.1`` ... ``.N`` past
+    ``maxbytes`` (the standard library's rotation; with no backups the file starts again),
+    every file 0600: a program's output may hold what its owner alone should read."""
 
     def __init__(self, path: Path, maxbytes: int, backups: int) -> None:
-        self._path = path
-        self._maxbytes = maxbytes
-        self._backups = backups
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._handle = self._open("ab")
-        self._size = self._handle.tell()
+        super().__init__(path, maxBytes=maxbytes, backupCount=backups, delay=True)
+        self.mode, self.encoding, self.errors = "ab", None, None  # bytes, as the pipe gave them
+        self.delay = False  # open now, and again after each rotation
+        self.stream = self._open()
+        self._size = self.stream.tell()
 
-    def _open(self, mode: str) -> IO[bytes]:
-        # Owner only: a program's output may hold what its owner alone should read.
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
-        return os.fdopen(os.open(self._path, flags | os.O_CLOEXEC, 0o600), mode)
+    def _file(self) -> IO[bytes]:
+        """The open file, in binary mode (the handler's stream, typed as text upstream)."""
+        if self.stream is None:
+            raise ValueError("write to a closed log file")
+        return cast("IO[bytes]", self.stream)
 
     def write(self, data: bytes) -> None:
         """Append ``data``, rotating first when it would pass the size limit."""
-        if self._maxbytes > 0 and self._size and self._size + len(data) > self._maxbytes:
-            self._rotate()
-        self._handle.write(data)
-        self._handle.flush()
+        file = self._file()  # a closed file stays closed (ValueError), never reopened here
+        if self.maxBytes > 0 and self._size and self._size + len(data) > self.maxBytes:
+            self.doRollover()
+            file = self._file()
+        file.write(data)
+        file.flush()
         self._size += len(data)
 
-    def _rotate(self) -> None:
-        self._handle.close()
-        if self._backups > 0:
-            for index in range(self._backups - 1, 0, -1):
-                older = self._path.with_name(f"{self._path.name}.{index}")
-                if older.exists():
-                    os.replace(older, self._path.with_name(f"{self._path.name}.{index + 1}"))
-            os.replace(self._path, self._path.with_name(f"{self._path.name}.1"))
-            self._handle = self._open("ab")
+    def doRollover(self) -> None:
+        """Rotate (the standard library's way); with no backups, empty the file instead."""
+        if self.backupCount > 0:
+            super().doRollover()
         else:
-            self._handle = self._open("wb")
+            self._file().truncate(0)
         self._size = 0
-
-    def close(self) -> None:
-        """Close the file."""
-        self._handle.close()
 
 
 class OutputBuffer:
