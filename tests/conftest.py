@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import redis
@@ -20,6 +21,14 @@ RABBIT_HOST = os.environ.get("SC_TEST_RABBIT_HOST", "127.0.0.1")
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A test this machine cannot run: skipped with the reason on a bare machine, failed under
+    CI=true, where everything a test needs must be there (a skip would hide a broken rig)."""
+    if _in_ci():
+        pytest.fail(f"{reason} (required under CI)")
+    pytest.skip(reason)
 
 
 @pytest.fixture

