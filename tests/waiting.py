@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -21,6 +21,12 @@ class Pauses(Protocol):
 
     async def pause(self, delay: float | None = None) -> None:
         """Wait ``delay`` seconds while the app processes its messages."""
+
+
+def no_work_in(app: Any, group: str) -> Callable[[], bool]:
+    """A probe for ``until``: none of the Textual ``app``'s workers in ``group`` is pending or
+    running (an action a key started has finished, and recorded whatever it did)."""
+    return lambda: not any(w.group == group and not w.is_finished for w in app.workers)
 
 
 def timed_out(what: str, timeout: float, seen: Callable[[], object] | None) -> AssertionError:

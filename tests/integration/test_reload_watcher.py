@@ -122,9 +122,14 @@ def test_a_burst_of_writes_is_one_reload(tree: Path, reloader: CodeReloader, cal
         (tree / "sub" / "extra.py").write_text(f"Z = {n}\n")
         time.sleep(0.03)
     wait_until("a reload", lambda: bool(calls.snapshot()), 10)
-    # Nothing else is due: a second call would come QUIET_MS after the last write.
-    time.sleep(QUIET_MS * 5 / 1000)
-    assert calls.snapshot() == [[tree / "sub" / "extra.py", tree / "tasks.py"]]
+    # One later write: the watcher reports in order, so a second reload of the burst would
+    # come before the one of this write.
+    (tree / "marker.py").write_text("M = 1\n")
+    wait_until("the later write's reload", lambda: [tree / "marker.py"] in calls.snapshot(), 10)
+    assert calls.snapshot() == [
+        [tree / "sub" / "extra.py", tree / "tasks.py"],
+        [tree / "marker.py"],
+    ]
     assert describe_change(calls.snapshot()[0]) == "extra.py and 1 more changed"
 
 
@@ -148,10 +153,14 @@ def test_changes_during_a_reload_make_one_more_reload(tree: Path) -> None:
             time.sleep(QUIET_MS * 2 / 1000)  # separate bursts, all while the first reload runs
         wait_until("the watcher to see every burst", lambda: written <= r._pending, 10)
         release.set()
-        wait_until("the second reload", lambda: len(calls.snapshot()) == 2, 10)
-        time.sleep(QUIET_MS * 3 / 1000)
-        assert calls.snapshot()[1] == [tree / "sub" / f"m{n}.py" for n in range(3)]
-        assert len(calls.snapshot()) == 2
+        wait_until("the second reload", lambda: len(calls.snapshot()) >= 2, 10)
+        # A later write, reported after anything still due from the bursts: one reload of it.
+        (tree / "marker.py").write_text("M = 1\n")
+        wait_until("the later write's reload", lambda: [tree / "marker.py"] in calls.snapshot(), 10)
+        assert calls.snapshot()[1:] == [
+            [tree / "sub" / f"m{n}.py" for n in range(3)],
+            [tree / "marker.py"],
+        ]
     finally:
         release.set()
         r.stop()

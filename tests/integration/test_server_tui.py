@@ -10,7 +10,7 @@ from console.ui.app import ConsoleApp
 from console.ui.statusbar import StatusBar
 from console.ui.tables import ProcessTable
 from tests.server_support import client_of, inprocess_server
-from tests.waiting import until
+from tests.waiting import no_work_in, until
 
 
 def attached_app(server: SupervisorServer, *, read_only: bool = False) -> ConsoleApp:
@@ -55,8 +55,10 @@ async def test_read_only_tui_hides_and_refuses_actions(redis_url: str, state_dir
             visible = {b.binding.action for b in app.screen.active_bindings.values()}
             assert "app.restart" not in visible and "app.scale(1)" not in visible
             assert {"app.quit_console", "app.detach", "app.logs"} <= visible
-            await pilot.press("plus", "r")
-            await pilot.pause(0.5)
+            await pilot.press("plus", "r", "t")  # t (timestamps) shows the two were handled
+            await until(pilot, lambda: app.stamps, "t handled after + and r")
+            await until(pilot, no_work_in(app, "action"), "every action finished")
+            assert server.runtime.jobs.recent() == [], "nothing was asked of the server"
             assert server.runtime.group_size("worker") == 1
             await pilot.press("d")
             await until(pilot, lambda: app.detached, "detached")

@@ -17,7 +17,7 @@ from console.ui.statusbar import StatusBar
 from console.ui.tables import ProcessTable
 from console.ui.watchmode import SUPERVISOR_ACTIONS, needs_supervisor
 from console.ui.workers import HOST_KEY, WorkerTable
-from tests.waiting import until
+from tests.waiting import no_work_in, until
 
 SUPERVISOR_KEYS = ("r", "s", "plus", "minus", "R", "c", "d", "l", "t")
 """The default keys of restart, start/stop, scale, rolling restart, cron, detach, logs, time."""
@@ -68,15 +68,16 @@ async def test_watch_mode_has_no_processes_no_log_and_no_supervisor_keys() -> No
         assert not {"restart", "stop/start", "rolling", "scale", "logs", "detach"} & set(words)
         for action in SUPERVISOR_ACTIONS:
             assert app.check_action(action, ()) is False, action
-        await pilot.press(*SUPERVISOR_KEYS)
-        await pilot.pause(0.2)
-        assert source.actions == [] and not isinstance(app.screen, LogScreen)
+        # Help after them: once it shows, the keys before it were handled, and any action
+        # they had started is awaited before looking at what the engine was asked.
+        await pilot.press(*SUPERVISOR_KEYS, "question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        await until(pilot, no_work_in(app, "action"), "every action finished")
+        assert source.actions == []
+        assert not any(isinstance(s, LogScreen) for s in app.screen_stack)
         assert not any("stopping" in m for m in said(app))
         assert not any(needs_supervisor(c.action) for c in app.palette_commands())
         assert any(c.action == "app.shutdown_worker" for c in app.palette_commands())
-
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         table: DataTable[str] = app.screen.query_one(DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         where = {row[0] for row in rows}
