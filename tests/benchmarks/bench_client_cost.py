@@ -8,7 +8,7 @@ times each, runs under ``/usr/bin/time``:
 - a TUI attached the way ``sentry-console`` attaches it (headless, no terminal needed), which
   leaves as soon as it has shown its first snapshot.
 
-Run: ``.venv/bin/python -m tests.benchmarks.bench_client_cost [--runs 5]``
+Run: ``./dev bench tests/benchmarks/bench_client_cost.py [--runs 10]`` (figures in README).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 from console.broker.embedded import EmbeddedBroker
 from tests.server_support import inprocess_server
