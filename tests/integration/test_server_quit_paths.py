@@ -8,6 +8,7 @@ from console.server.client import RemoteSource
 from console.ui.app import ConsoleApp
 from console.ui.tables import ProcessTable
 from tests.server_support import client_of, inprocess_server
+from tests.ui.test_keys import palette_offers
 from tests.waiting import until
 
 
@@ -31,7 +32,7 @@ async def test_ctrl_c_detaches_and_palette_quit_stops_the_server(
             await two.press("ctrl+p")
             await two.pause()
             await two.press(*"Quit")
-            await two.pause(0.3)
+            await until(two, palette_offers(second, "quit"), "the palette offering Quit")
             await two.press("enter")
             await until(two, lambda: server.stopped.is_set(), "palette Quit stops it", 30)
             await until(two, lambda: not second.is_running, "the app ends")

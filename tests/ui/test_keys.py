@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -20,6 +22,23 @@ from tests.waiting import until
 async def settled(app: ConsoleApp, pilot: Pilot[None]) -> None:
     await until(pilot, lambda: app.last_data is not None, "first poll")
     await pilot.pause()
+
+
+def palette_offers(app: ConsoleApp, words: str) -> Callable[[], bool]:
+    """A probe: the command palette is open and highlights a command whose text has ``words``
+    (its search has answered what was typed, so enter runs that command)."""
+
+    def probe() -> bool:
+        screen = app.screen
+        if not isinstance(screen, CommandPalette):
+            return False
+        commands = screen.query_one(CommandList)
+        if commands.highlighted is None:
+            return False
+        prompt = commands.get_option_at_index(commands.highlighted).prompt
+        return words.lower() in str(prompt).lower()
+
+    return probe
 
 
 async def test_tables_show_the_polled_data() -> None:
@@ -51,7 +70,7 @@ async def test_action_keys_call_the_engine() -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"cron on")
-        await pilot.pause(0.3)
+        await until(pilot, palette_offers(app, "cron"), "the palette offering cron")
         await pilot.press("enter")
         await until(pilot, lambda: "toggling cron" in source.actions, "cron from the palette")
         await pilot.press("tab", "tab", "tab")  # processes -> queues -> tasks -> workers

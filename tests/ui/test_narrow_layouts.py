@@ -11,6 +11,7 @@ from console.ui.livetable import PAD
 from console.ui.tables import ProcessTable, QueueTable, SyncTable, TaskTable
 from console.ui.workers import WorkerTable
 from tests.ui.test_keys import settled
+from tests.waiting import until
 
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30), (200, 50)])
@@ -53,15 +54,16 @@ async def test_z_shows_the_focused_table_alone_with_every_column() -> None:
         workers = app.query_one(WorkerTable)
         assert app.focused is workers and workers.hidden_columns > 0
         await pilot.press("z")
-        await pilot.pause(0.1)
-        assert workers.hidden_columns == 0 and {"done", "failed", "pool"} <= {
-            label for _, label in workers._labels
-        }
+        await until(pilot, lambda: workers.hidden_columns == 0, "every column of the workers")
+        assert {"done", "failed", "pool"} <= {label for _, label in workers._labels}
         for other in (ProcessTable, QueueTable, TaskTable):
             assert not app.query_one(other).display
         await pilot.press("z")
-        await pilot.pause(0.1)
-        assert all(t.display for t in app.query(SyncTable)) and workers.hidden_columns > 0
+        await until(
+            pilot,
+            lambda: all(t.display for t in app.query(SyncTable)) and workers.hidden_columns > 0,
+            "every table back, the workers' columns fitted again",
+        )
 
 
 @pytest.mark.parametrize("tabs", [0, 1, 2, 3])

@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.modals import QuitScreen
-from tests.ui.test_keys import settled
+from tests.ui.test_keys import palette_offers, settled
 from tests.waiting import until
 
 
@@ -32,7 +32,7 @@ async def test_palette_quit_stops_everything_like_q() -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"Quit")
-        await pilot.pause(0.3)
+        await until(pilot, palette_offers(app, "quit"), "the palette offering Quit")
         await pilot.press("enter")
         await until(pilot, lambda: "shutdown" in source.actions, "shutdown from the palette")
         await ended(app, pilot)
