@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from console.broker.embedded import ConsoleLock
-from console.runtime import STATUS_FILE, process_json
+from console.snapshot import process_json
+from console.statusfile import STATUS_FILE
 from console.supervision.model import ProcessState
 from tests.integration.test_cli_headless import cli_env, run  # noqa: F401 (fixture)
 from tests.supervision_support.fakes import Behaviour, drive, make_supervisor, program

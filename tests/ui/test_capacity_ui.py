@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from console.broker.capacity import BrokerCapacity, QueueCapacity
-from console.runtime import DashboardData
+from console.snapshot import DashboardData
 from console.ui.app import ConsoleApp
 from console.ui.capacity import CapacityWarnings
 from console.ui.demo import DemoSource, demo_data

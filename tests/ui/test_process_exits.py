@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from console.runtime import DashboardData
+from console.snapshot import DashboardData
 from console.supervision.model import ExitRecord
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from textual.widgets import Label
 
-from console.runtime import DashboardData
+from console.snapshot import DashboardData
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource
 from console.ui.modals import QuitScreen

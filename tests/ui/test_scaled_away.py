@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from console.runtime import DashboardData
+from console.snapshot import DashboardData
 from console.supervision.supervisor import Supervisor
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource

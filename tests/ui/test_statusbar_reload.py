@@ -7,7 +7,7 @@ import dataclasses
 from textual.app import App, ComposeResult
 
 from console.broker.health import BrokerHealth
-from console.runtime import DashboardData
+from console.snapshot import DashboardData
 from console.supervision import ProcessSnapshot, ProcessState
 from console.ui.statusbar import StatusBar
 

@@ -8,7 +8,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Log
 from textual.widgets._footer import FooterKey
 
-from console.runtime import DashboardData
+from console.snapshot import DashboardData
 from console.ui.app import ConsoleApp
 from console.ui.demo import DemoSource, watch_data
 from console.ui.modals import ConfirmScreen, QueueScreen

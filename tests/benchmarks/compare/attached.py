@@ -24,9 +24,9 @@ from typing import Any
 
 import psutil
 
-from console.runtime import DashboardData
 from console.server.client import NoServer, ServerClient
 from console.server.protocol import data_from_json
+from console.snapshot import DashboardData
 from tests.benchmarks.compare.benchapp import APP_PATH
 from tests.benchmarks.compare.procs import BIN, HOST, PORT, Launcher
 from tests.waiting import wait_until
