@@ -88,6 +88,8 @@ ENGINE_FREE = [
     "console.cli_server",
     "console.ui.launch",
     "console.ui.app",
+    "console.ui.demo",
+    "console.privatelog",
 ]
 
 
