@@ -6,7 +6,10 @@ times each, runs under ``/usr/bin/time``:
 
 - ``python -m console ctl status`` (the whole command, to its exit);
 - a TUI attached the way ``sentry-console`` attaches it (headless, no terminal needed), which
-  leaves as soon as it has shown its first snapshot.
+  leaves as soon as it has shown its first snapshot;
+
+and (up to 3 times) the real ``sentry-console`` on a pseudo-terminal, whose RSS is read once it
+has shown live data for a few seconds.
 
 Run: ``./dev bench tests/benchmarks/bench_client_cost.py [--runs 10]`` (figures in README).
 """
@@ -14,11 +17,15 @@ Run: ``./dev bench tests/benchmarks/bench_client_cost.py [--runs 10]`` (figures 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import pty
+import select
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
@@ -98,10 +105,38 @@ def report(name: str, runs: list[tuple[float, int, str]]) -> None:
     )
 
 
+def on_terminal(env: dict[str, str], seconds: float) -> float:
+    """RSS (MiB) of ``sentry-console`` attached on a 120x30 pseudo-terminal ``seconds`` after
+    it started, showing live data; it then detaches (``d``)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the real command, as an operator types it
+        os.chdir(ROOT)
+        term = {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "30"}
+        os.execvpe(sys.executable, [sys.executable, "-m", "console"], env | term)
+    shown = b""
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        if select.select([fd], [], [], 0.2)[0]:
+            with contextlib.suppress(OSError):
+                shown = (shown + os.read(fd, 65536))[-65536:]
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS"))
+    os.write(fd, b"d")
+    with contextlib.suppress(OSError):
+        while select.select([fd], [], [], 5)[0] and os.read(fd, 65536):
+            pass
+    os.waitpid(pid, 0)
+    os.close(fd)
+    if b"attached" not in shown:
+        raise SystemExit("the TUI on the terminal never showed the server's data")
+    return rss / 1024
+
+
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--terminal-seconds", type=float, default=8.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
         state = Path(tmp) / "state"
@@ -112,14 +147,16 @@ def main() -> None:
                 env = dict(os.environ, SENTRY_CONSOLE_STATE_DIR=str(state))
                 env["SENTRY_BROKER_URL"] = broker.url
                 py = sys.executable
-                ctl = [timed([py, "-m", "console", "ctl", "status"], env)]
-                ctl[0] = (*ctl[0][:2], timed([py, "-c", CTL_MODULES], env)[2])
-                ctl += [
-                    timed([py, "-m", "console", "ctl", "status"], env) for _ in range(args.runs)
-                ]
-                report("ctl status", ctl[1:] + ctl[:1])
+                ctl = [timed([py, "-m", "console", "ctl", "status"], env) for _ in range(args.runs)]
+                ctl[-1] = (*ctl[-1][:2], timed([py, "-c", CTL_MODULES], env)[2])
+                report("ctl status", ctl)
                 tui = [timed([py, "-c", TUI], env) for _ in range(args.runs)]
                 report("attached TUI", tui)
+                rss = [on_terminal(env, args.terminal_seconds) for _ in range(min(args.runs, 3))]
+                print(
+                    f"TUI on a terminal, {args.terminal_seconds:g} s after attaching: RSS median "
+                    f"{statistics.median(rss):.1f} MiB (min {min(rss):.1f}, max {max(rss):.1f})"
+                )
         finally:
             broker.stop()
 
