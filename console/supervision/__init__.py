@@ -9,10 +9,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from console.supervision.groups import RollingRestartError
     from console.supervision.model import ProcessSnapshot, ProcessState, ProgramConfig
     from console.supervision.signals import install_shutdown_signals
     from console.supervision.spawn import ChildProcess, PopenSpawner, Spawner
-    from console.supervision.supervisor import RollingRestartError, Supervisor
+    from console.supervision.supervisor import Supervisor
 
 _EXPORTS = {
     "ChildProcess": "spawn",
@@ -20,7 +21,7 @@ _EXPORTS = {
     "ProcessSnapshot": "model",
     "ProcessState": "model",
     "ProgramConfig": "model",
-    "RollingRestartError": "supervisor",
+    "RollingRestartError": "groups",
     "Spawner": "spawn",
     "Supervisor": "supervisor",
     "install_shutdown_signals": "signals",
