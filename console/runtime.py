@@ -230,7 +230,7 @@ class ConsoleRuntime(ProgramActions, WorkerActions):
                 failures=self._failures.update(cluster.recent_tasks),
                 jobs=self.job_views(),
             )
-            self._status_file.write(data, self.log_file)
+            self._write_status(data)
             self.latest = data
             return data
 
@@ -254,6 +254,10 @@ class ConsoleRuntime(ProgramActions, WorkerActions):
             self._depth = None
             raise
         return tuple(self._tracker.update(depths, time.time(), cluster.enqueued, cluster.dequeued))
+
+    def _write_status(self, data: DashboardData) -> None:
+        """Leave the process table where ``sentry-console status`` can read it."""
+        self._status_file.write(data, self.log_file)
 
     def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The tail of a program's merged output (``stamps``: each line's arrival time first)."""
