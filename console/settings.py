@@ -62,19 +62,42 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from console.broker.urls import BrokerURL, BrokerURLError, parse_broker_url
+from console.conffile import (
+    EVENT_MODES,
+    SettingsError,
+    conf_path,
+    event_mode,
+    keymap_setting,
+    load_conf_file,
+    metrics_settings,
+    positive,
+    reload_settings,
+)
 from console.statedir import default_state_dir
+
+# SENTRY_CONF's reading is in console.conffile; these names are importable from here as before.
+__all__ = [
+    "DEFAULT_APP",
+    "DEFAULT_HOSTNAME",
+    "EVENT_MODES",
+    "Settings",
+    "SettingsError",
+    "WorkerGroup",
+    "conf_path",
+    "console_id",
+    "event_mode",
+    "load_conf_file",
+    "resolve_settings",
+]
 
 DEFAULT_APP = "workers.app"
 DEFAULT_HOSTNAME = "{name}-{n}@%h"
-#: Values of ``CONSOLE_EVENTS`` (and ``watch --events``): every event, or worker events only.
-EVENT_MODES = ("all", "workers")
 
 
 def console_id(state_dir: Path) -> str:
@@ -83,10 +106,6 @@ def console_id(state_dir: Path) -> str:
     if state == Path(os.path.abspath(default_state_dir())):
         return ""
     return hashlib.sha256(os.fsencode(state)).hexdigest()[:4]
-
-
-class SettingsError(ValueError):
-    """A configuration problem, described in one line without secrets."""
 
 
 @dataclass(frozen=True)
@@ -206,30 +225,6 @@ class Settings:
         return replace(self, broker=parse_broker_url(url), broker_source=source)
 
 
-def conf_path(value: str) -> Path:
-    """The file a ``SENTRY_CONF`` value names (a file, or a directory with sentry.conf.py)."""
-    path = Path(value).expanduser()
-    if path.is_dir():
-        path = path / "sentry.conf.py"
-    if not path.exists():
-        raise SettingsError(f"SENTRY_CONF: {path} does not exist")
-    if not path.is_file():
-        raise SettingsError(f"SENTRY_CONF: {path} is not a file")
-    return path
-
-
-def load_conf_file(value: str) -> dict[str, Any]:
-    """Execute the configuration file and return its upper-case names."""
-    path = conf_path(value)
-    try:
-        namespace = runpy.run_path(str(path))
-    except SyntaxError as exc:
-        raise SettingsError(f"SENTRY_CONF: syntax error in {path} line {exc.lineno}") from None
-    except Exception as exc:  # any error raised by user code in the file
-        raise SettingsError(f"SENTRY_CONF: {path} failed: {type(exc).__name__}") from None
-    return {k: v for k, v in namespace.items() if k.isupper()}
-
-
 def _parse(url: Any, source: str) -> BrokerURL:
     if not isinstance(url, str):
         raise SettingsError(f"{source}: BROKER_URL must be a string, not {type(url).__name__}")
@@ -237,13 +232,6 @@ def _parse(url: Any, source: str) -> BrokerURL:
         return parse_broker_url(url)
     except BrokerURLError as exc:
         raise SettingsError(f"{source}: {exc}") from None
-
-
-def _positive(conf: Mapping[str, Any], key: str, default: Any, kind: type) -> Any:
-    value = conf.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise SettingsError(f"SENTRY_CONF: {key} must be a positive number")
-    return kind(value)
 
 
 def _worker_groups(raw: Any) -> tuple[WorkerGroup, ...]:
@@ -271,75 +259,6 @@ def _worker_groups(raw: Any) -> tuple[WorkerGroup, ...]:
     if len(set(names)) != len(names):
         raise SettingsError("SENTRY_CONF: worker group names must be unique")
     return tuple(groups)
-
-
-def _reload_settings(conf: Mapping[str, Any], base: Path, flag: bool) -> dict[str, Any]:
-    """``reload``, ``reload_paths`` and ``reload_patterns`` from the conf file and the flag."""
-    enabled = conf.get("CONSOLE_RELOAD", False)
-    if not isinstance(enabled, bool):
-        raise SettingsError("SENTRY_CONF: CONSOLE_RELOAD must be True or False")
-    raw_paths = conf.get("CONSOLE_RELOAD_PATHS", [])
-    if isinstance(raw_paths, str) or not isinstance(raw_paths, (list, tuple)):
-        raise SettingsError("SENTRY_CONF: CONSOLE_RELOAD_PATHS must be a list of paths")
-    paths = []
-    for item in raw_paths:
-        if not isinstance(item, (str, Path)):
-            raise SettingsError("SENTRY_CONF: CONSOLE_RELOAD_PATHS must be a list of paths")
-        path = Path(item).expanduser()
-        paths.append(path if path.is_absolute() else base / path)
-    patterns = conf.get("CONSOLE_RELOAD_PATTERNS", ["*.py"])
-    if (
-        isinstance(patterns, str)
-        or not isinstance(patterns, (list, tuple))
-        or not patterns
-        or not all(isinstance(p, str) and p for p in patterns)
-    ):
-        raise SettingsError("SENTRY_CONF: CONSOLE_RELOAD_PATTERNS must be a non-empty list of str")
-    enabled = enabled or flag
-    if enabled:
-        missing = [p for p in paths if not p.exists()]
-        if missing:
-            raise SettingsError(f"SENTRY_CONF: CONSOLE_RELOAD_PATHS: {missing[0]} does not exist")
-    return {"reload": enabled, "reload_paths": tuple(paths), "reload_patterns": tuple(patterns)}
-
-
-def event_mode(value: Any, source: str = "SENTRY_CONF: CONSOLE_EVENTS") -> str:
-    """A checked ``CONSOLE_EVENTS`` value: ``all`` or ``workers``."""
-    if value not in EVENT_MODES:
-        raise SettingsError(f"{source} must be 'all' or 'workers', not {value!r}")
-    return str(value)
-
-
-def _keymap(raw: Any) -> tuple[tuple[str, str], ...]:
-    if not isinstance(raw, dict):
-        raise SettingsError("SENTRY_CONF: CONSOLE_KEYMAP must be a dict of binding id to keys")
-    for binding_id, keys in raw.items():
-        if not isinstance(binding_id, str) or not isinstance(keys, str) or not keys.strip():
-            raise SettingsError(
-                f"SENTRY_CONF: CONSOLE_KEYMAP: {binding_id!r} needs keys as a string, like 'ctrl+r'"
-            )
-    return tuple((binding_id, keys.replace(" ", "")) for binding_id, keys in raw.items())
-
-
-def _metrics_settings(conf: Mapping[str, Any]) -> dict[str, Any]:
-    """``metrics``, ``metrics_public`` and ``metrics_hostname`` from the conf file (checked
-    further where the listener starts)."""
-    address = conf.get("CONSOLE_METRICS")
-    if isinstance(address, int) and not isinstance(address, bool):
-        address = str(address)
-    if address is not None and not isinstance(address, str):
-        raise SettingsError(
-            'SENTRY_CONF: CONSOLE_METRICS must be "[HOST:]PORT", e.g. "127.0.0.1:9818"'
-        )
-    public = conf.get("CONSOLE_METRICS_PUBLIC", False)
-    if not isinstance(public, bool):
-        raise SettingsError("SENTRY_CONF: CONSOLE_METRICS_PUBLIC must be True or False")
-    hostname = conf.get("CONSOLE_METRICS_HOSTNAME", "host")
-    if hostname not in ("host", "node", "generic"):
-        raise SettingsError(
-            "SENTRY_CONF: CONSOLE_METRICS_HOSTNAME must be 'host', 'node' or 'generic'"
-        )
-    return {"metrics": address, "metrics_public": public, "metrics_hostname": hostname}
 
 
 def resolve_settings(
@@ -381,13 +300,13 @@ def resolve_settings(
         "broker_source": source,
         "app": app or DEFAULT_APP,
         "cron": cron,
-        "refresh_interval": _positive(conf, "CONSOLE_REFRESH_INTERVAL", 1.0, float),
-        "log_lines": _positive(conf, "CONSOLE_LOG_LINES", 10_000, int),
-        "max_processes": _positive(conf, "CONSOLE_MAX_PROCESSES", 32, int),
-        "offline_drop_after": _positive(conf, "CONSOLE_OFFLINE_DROP_AFTER", 300.0, float),
-        **_reload_settings(conf, base, reload),
+        "refresh_interval": positive(conf, "CONSOLE_REFRESH_INTERVAL", 1.0, float),
+        "log_lines": positive(conf, "CONSOLE_LOG_LINES", 10_000, int),
+        "max_processes": positive(conf, "CONSOLE_MAX_PROCESSES", 32, int),
+        "offline_drop_after": positive(conf, "CONSOLE_OFFLINE_DROP_AFTER", 300.0, float),
+        **reload_settings(conf, base, reload),
         "cron_coordination": coordination,
-        "cron_takeover": _positive(conf, "CONSOLE_CRON_TAKEOVER", 5.0, float),
+        "cron_takeover": positive(conf, "CONSOLE_CRON_TAKEOVER", 5.0, float),
         "events": event_mode(conf.get("CONSOLE_EVENTS", "all")),
     }
     if env.get("SENTRY_CONSOLE_REFRESH"):
@@ -402,7 +321,7 @@ def resolve_settings(
         if not isinstance(api, str) or not api.startswith(("http://", "https://")):
             raise SettingsError("CONSOLE_RABBITMQ_API must be an http:// or https:// URL")
         kwargs["rabbitmq_api"] = api
-    kwargs |= _metrics_settings(conf)
+    kwargs |= metrics_settings(conf)
     if "CONSOLE_WORKERS" in conf:
         kwargs["worker_groups"] = _worker_groups(conf["CONSOLE_WORKERS"])
     if state_dir is not None:
@@ -413,7 +332,7 @@ def resolve_settings(
             raise SettingsError("SENTRY_CONF: CONSOLE_CRON_NAME must be 1-100 of A-Za-z0-9_.:-")
         kwargs["cron_name"] = name
     if "CONSOLE_KEYMAP" in conf:
-        kwargs["keymap"] = _keymap(conf["CONSOLE_KEYMAP"])
+        kwargs["keymap"] = keymap_setting(conf["CONSOLE_KEYMAP"])
     for key, name in (
         ("CONSOLE_PROGRAM_LOG_BYTES", "program_log_bytes"),
         ("CONSOLE_PROGRAM_LOG_BACKUPS", "program_log_backups"),
