@@ -31,8 +31,24 @@ def write_role(state_dir: Path, pid: int, role: str, detail: str = "") -> None:
     path = role_path(state_dir, pid)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(".tmp")
-    data = {"pid": pid, "role": role, "detail": detail, "since": time.time()}
+    data: dict[str, Any] = {"pid": pid, "role": role, "detail": detail, "since": time.time()}
+    known = read_role(state_dir, pid)  # a role change keeps the last slot sent
+    if known is not None and known.get("last_slot") is not None:
+        data["last_slot"] = known["last_slot"]
     tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def note_sent(state_dir: Path, pid: int, slot: float) -> None:
+    """Record in ``pid``'s role file that it sent the slot ``slot`` (a schedule's due time)."""
+    record = read_role(state_dir, pid)
+    if record is None:
+        return  # no role yet: nothing was sent as leader
+    record["last_slot"] = max(float(slot), float(record.get("last_slot") or 0.0))
+    record["last_sent_at"] = time.time()
+    path = role_path(state_dir, pid)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
     os.replace(tmp, path)
 
 
@@ -74,4 +90,6 @@ def with_cron_role(snapshot: ProcessSnapshot, state_dir: Path, group: str) -> Pr
     record = read_role(state_dir, snapshot.pid)
     if record is None:
         return snapshot
-    return replace(snapshot, role=str(record.get("role")))
+    slot = record.get("last_slot")
+    last_slot = float(slot) if isinstance(slot, int | float) else None
+    return replace(snapshot, role=str(record.get("role")), last_slot=last_slot)

@@ -200,6 +200,8 @@ class CoordinatedScheduler(Scheduler):
             self._drop_producer()
         else:
             self.reserve(entry)
+            if self.state_dir is not None:
+                roles.note_sent(self.state_dir, os.getpid(), slot)
 
     def _publisher(self) -> Any:
         """The producer for sends, on a publishing connection of this scheduler's own.

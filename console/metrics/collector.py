@@ -171,6 +171,11 @@ class ConsoleCollector(Collector):
             "1 for a cron's coordination role (leader, standby, no broker), 0 for the others.",
             ["program", "role"],
         )
+        last_slot = _gauge(
+            PREFIX + "cron_last_slot_timestamp_seconds",
+            "Due time of the last schedule slot a cron sent (alert when it falls behind).",
+            ["program"],
+        )
         for p in data.processes:
             values = [p.name, p.group or ""]
             for s in STATES:
@@ -184,7 +189,8 @@ class ConsoleCollector(Collector):
             if p.role is not None:
                 for r in CRON_ROLES:
                     role.add_metric([p.name, r], int(p.role == r))
-        yield from (state, restarts, uptime, cpu, rss, code, sig, exited, role)
+            _maybe(last_slot, [p.name], p.last_slot)
+        yield from (state, restarts, uptime, cpu, rss, code, sig, exited, role, last_slot)
 
     def _broker(self, data: DashboardData) -> Iterator[Metric]:
         up = _gauge(PREFIX + "broker_up", "1 while the broker answers the console's probe.")

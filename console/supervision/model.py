@@ -112,6 +112,8 @@ class ProcessSnapshot:
     description: str
     role: str | None = None
     """A cron's coordination role (leader, standby, no broker), when it reports one."""
+    last_slot: float | None = None
+    """A cron's last slot sent (the due time, Unix seconds), when it has sent one."""
     exited_at: float | None = None
     """Wall-clock time of the last exit (``exitstatus`` says how), None before any exit."""
     exits: tuple[ExitRecord, ...] = ()

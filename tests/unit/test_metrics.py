@@ -180,7 +180,7 @@ def test_the_collector_reads_one_refresh() -> None:
         processes=(
             process("worker-1", ProcessState.RUNNING, pid=7, uptime=5.0, rss_bytes=1024),
             process("worker-2", ProcessState.FATAL, restarts=3, exitstatus=-9),
-            process("cron", ProcessState.RUNNING, pid=8, role="leader"),
+            process("cron", ProcessState.RUNNING, pid=8, role="leader", last_slot=1800000000.0),
         ),
         queues=(QueueRow("q1", 13, 2, 1, True, None, None, (), None),),
         workers=(
@@ -212,6 +212,8 @@ def test_the_collector_reads_one_refresh() -> None:
     assert value(samples, "sentry_console_program_resident_memory_bytes", **running) == 1024
     assert value(samples, "sentry_console_cron_role", program="cron", role="leader") == 1
     assert value(samples, "sentry_console_cron_role", program="cron", role="standby") == 0
+    slot = value(samples, "sentry_console_cron_last_slot_timestamp_seconds", program="cron")
+    assert slot == 1800000000.0
     assert value(samples, "sentry_console_broker_up") == 1
     assert value(samples, "sentry_console_events_received_total") == 42
     assert value(samples, "sentry_console_errors_total", kind="cluster poll") == 2
