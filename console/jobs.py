@@ -264,13 +264,16 @@ class JobQueue:
         job.ended.set()
 
     def _forget_old(self) -> None:
-        while len(self._jobs) > HISTORY:
-            oldest_id, oldest = next(iter(self._jobs.items()))
-            if not oldest.view.state.finished:
-                break  # a queued or running job is never forgotten
-            del self._jobs[oldest_id]
-            if oldest.view.key is not None:
-                self._keys.pop(oldest.view.key, None)
+        """Keep at most :data:`HISTORY` jobs, the oldest finished ones going first; a queued
+        or running job is never forgotten, nor does it hold the finished ones behind it."""
+        excess = len(self._jobs) - HISTORY
+        if excess <= 0:
+            return
+        old = [job_id for job_id, job in self._jobs.items() if job.view.state.finished]
+        for job_id in old[:excess]:
+            job = self._jobs.pop(job_id)
+            if job.view.key is not None:
+                self._keys.pop(job.view.key, None)
 
     def _changed(self) -> None:
         if self.on_change is not None:
