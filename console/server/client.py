@@ -25,7 +25,6 @@ from console.server.protocol import (
     MAX_WAIT,
     MAX_WATCHES,
     PROTOCOL_VERSION,
-    SOCKET_NAME,
     ProtocolError,
     data_from_json,
     decode,
@@ -36,7 +35,7 @@ from console.server.protocol import (
 )
 from console.settings import Settings
 from console.snapshot import DashboardData
-from console.statedir import StateDirError, check_trusted_dir, peer_uid, recorded_socket
+from console.statedir import StateDirError, check_trusted_dir, peer_uid
 
 REQUEST_TIMEOUT = 10.0
 ACTION_WAIT = 10.0
@@ -83,11 +82,7 @@ class ServerClient:
     def _connect(self, timeout: float) -> socket.socket:
         """Connect to the first live socket of this state dir's, after checking who made its
         directory and, once connected, who listens on it: this user, or root."""
-        candidates = socket_candidates(self.state_dir)
-        recorded = recorded_socket(self.state_dir, SOCKET_NAME)
-        if recorded is not None and recorded not in candidates:
-            candidates.append(recorded)
-        found = [p for p in candidates if p.exists()]
+        found = [p for p in socket_candidates(self.state_dir) if p.exists()]
         if not found:
             raise NoServer(self.state_dir, "no socket")
         last = "stale socket, no server behind it"

@@ -49,8 +49,13 @@ def socket_path(state_dir: Path) -> Path:
 
 
 def socket_candidates(state_dir: Path) -> list[Path]:
-    """Where a client looks for the server's socket, in order."""
-    return statedir.socket_candidates(state_dir, SOCKET_NAME)
+    """Where a client looks for the server's socket, in order: where a server of this session
+    would listen, then where the running server recorded it listens (another session's)."""
+    candidates = statedir.socket_candidates(state_dir, SOCKET_NAME)
+    recorded = statedir.recorded_socket(state_dir, SOCKET_NAME)
+    if recorded is not None and recorded not in candidates:
+        candidates.append(recorded)
+    return candidates
 
 
 # Requests: each a typed struct, told apart by ``op``. Anything else is refused before it acts.
