@@ -55,25 +55,30 @@ def test_a_fallback_directory_made_by_someone_else_is_refused_by_server_and_clie
     ):
         pass
     # A socket planted there by that user: the client refuses before sending anything.
-    planted = subprocess.Popen(
+    with (
+        listening_as_nobody(path),
+        pytest.raises(ServerRefused, match=rf"belongs to uid {nobody}.*refusing"),
+    ):
+        ServerClient(state)
+
+
+@contextlib.contextmanager
+def listening_as_nobody(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A listener on ``path`` run by nobody (it prints what its first client sent), killed
+    with its runuser by process group at the end."""
+    proc = subprocess.Popen(
         ["runuser", "-u", "nobody", "--", SYSTEM_PYTHON, "-c", LISTEN, str(path)],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
-        wait_until("the planted socket", path.exists, 10)
-        with pytest.raises(ServerRefused, match=rf"belongs to uid {nobody}.*refusing"):
-            ServerClient(state)
+        wait_until("the listener's socket", path.exists, 10)
+        yield proc
     finally:
-        stop(planted)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    """Kill a runuser and the process it started (its own session), by process group."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 LISTEN = (
@@ -95,19 +100,10 @@ def test_a_server_of_another_user_is_refused_by_the_client(tmp_path: Path) -> No
         state.mkdir(mode=0o777)  # root's directory, open to all: only the peer check is left
         os.chmod(state, 0o777)
         path = state / SOCKET_NAME
-        impostor = subprocess.Popen(
-            ["runuser", "-u", "nobody", "--", SYSTEM_PYTHON, "-c", LISTEN, str(path)],
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            wait_until("the impostor's socket", path.exists, 10)
+        with listening_as_nobody(path) as impostor:
             with pytest.raises(ServerRefused, match=r"runs as uid \d+, not as you.*refusing"):
                 ServerClient(state)
             out, _ = impostor.communicate(timeout=10)
-        finally:
-            stop(impostor)
         assert out.strip() == "got b''", "the client sent something to the impostor"
     finally:
         shutil.rmtree(top, ignore_errors=True)
