@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from console.broker.capacity import BrokerCapacity
@@ -17,7 +17,7 @@ from console.broker.models import BrokerHealth
 from console.cluster.models import TaskInfo, WorkerInfo
 from console.jobs import JobView
 from console.queuestats import QueueRow
-from console.supervision.model import ProcessSnapshot, ProcessState
+from console.supervision.model import ProcessSnapshot, ProcessState, describe_running
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,21 @@ class DashboardData:
     """Events subscribed to: ``all``, or ``workers`` (no task events: no active tasks shown)."""
     jobs: tuple[JobView, ...] = ()
     """Actions queued or running, oldest first, then the last few that finished."""
+
+
+def aged(data: DashboardData, now: float) -> DashboardData:
+    """``data`` as of ``now``: every live program's uptime counted from its start."""
+    processes = tuple(
+        replace(p, uptime=up, description=_description(p, up))
+        if p.uptime is not None and p.started_at is not None and (up := now - p.started_at) >= 0
+        else p
+        for p in data.processes
+    )
+    return replace(data, processes=processes, taken_at=now)
+
+
+def _description(p: ProcessSnapshot, uptime: float) -> str:
+    return describe_running(p.pid, uptime) if p.state is ProcessState.RUNNING else p.description
 
 
 def process_json(p: ProcessSnapshot) -> dict[str, Any]:

@@ -20,6 +20,9 @@ GROWTH_WINDOW = 20.0
 HIGH_MEMORY = 0.9
 #: A time until full shorter than this is a warning.
 FULL_SOON = 15 * 60.0
+#: The farthest time until full worth showing: growth over a 20 s window says nothing about
+#: next month, and an idle broker's noise would show (and hide) "full in 128d" every few seconds.
+FULL_HORIZON = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -109,12 +112,14 @@ class MemoryTrend:
 
     @staticmethod
     def seconds_to_full(used: int, limit: int | None, rate: float | None) -> float | None:
-        """Seconds until ``used`` reaches ``limit`` at ``rate`` (0 when already there)."""
+        """Seconds until ``used`` reaches ``limit`` at ``rate`` (0 when already there); None
+        when not growing, or farther than :data:`FULL_HORIZON`."""
         if not limit or rate is None:
             return None
         if used >= limit:
             return 0.0
-        return (limit - used) / rate if rate > 0 else None
+        eta = (limit - used) / rate if rate > 0 else None
+        return eta if eta is not None and eta <= FULL_HORIZON else None
 
 
 CRON_KEYS = "sentry-console:cron:*"

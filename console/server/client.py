@@ -27,6 +27,7 @@ from console.server.protocol import (
     PROTOCOL_VERSION,
     ProtocolError,
     data_from_json,
+    data_updated,
     decode,
     encode,
     from_json,
@@ -34,7 +35,7 @@ from console.server.protocol import (
     socket_path,
 )
 from console.settings import Settings
-from console.snapshot import DashboardData
+from console.snapshot import DashboardData, aged
 from console.statedir import StateDirError, check_trusted_dir, peer_uid
 
 REQUEST_TIMEOUT = 10.0
@@ -66,6 +67,9 @@ class ServerClient:
         self.state_dir = state_dir
         self.path = socket_path(state_dir)
         self.on_data: Callable[[dict[str, Any]], None] | None = None
+        """Called with the whole snapshot (plain JSON) after each push; a field that did not
+        change is the same object as in the call before."""
+        self._snapshot: dict[str, Any] = {}
         self.on_line: Callable[[dict[str, Any]], None] | None = None
         self.on_output: Callable[[dict[str, Any]], None] | None = None
         self.hello_info: dict[str, Any] = {}
@@ -189,7 +193,8 @@ class ServerClient:
             if box is not None:
                 box.put(message)
         elif kind == "data" and self.on_data is not None:
-            self.on_data(message["data"])
+            self._snapshot = {**self._snapshot, **message["data"]}  # only what changed is sent
+            self.on_data(self._snapshot)
         elif kind == "output" and self.on_output is not None:
             self.on_output(message)
         elif kind in ("line", "end") and self.on_line is not None:
@@ -245,6 +250,7 @@ class RemoteSource:
         self.server_pid = int(hello.get("pid", 0))
         self.attachment: str | None = attachment_line(hello)
         self._latest: DashboardData | None = None
+        self._raw: dict[str, Any] = {}
         self._fresh = threading.Condition()
         self._seq = 0
         self._seen = 0
@@ -254,28 +260,40 @@ class RemoteSource:
         client.request("subscribe")
 
     def _take(self, raw: dict[str, Any]) -> None:
-        data = data_from_json(raw) if raw else None
+        # Only the fields the server sent again are decoded (the others are the same objects).
+        latest, before = self._latest, self._raw
+        if not raw:
+            data = None
+        elif latest is None:
+            data = data_from_json(raw)
+        else:
+            data = data_updated(latest, {k: v for k, v in raw.items() if before.get(k) is not v})
         with self._fresh:
             if data is not None:
-                self._latest = data
+                self._latest, self._raw = data, raw
             self._seq += 1
             self._fresh.notify_all()
 
     def poll(self) -> DashboardData:
-        """The next snapshot the server pushes (waits for it; ServerGone when the server left)."""
-        deadline = time.monotonic() + max(self.settings.refresh_interval * 3, 5.0)
+        """The next snapshot the server pushes, or (when a refresh passed without one: nothing
+        but time changed) the last one aged to now. Waits for the first; ServerGone when the
+        server left."""
+        interval = self.settings.refresh_interval
+        first = self._latest is None
+        deadline = time.monotonic() + (max(interval * 3, 5.0) if first else interval * 1.2)
         with self._fresh:
             while self._seq == self._seen and not self.client.closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._fresh.wait(left)
+            pushed = self._seq != self._seen
             self._seen = self._seq
             if self.client.closed:
                 raise ServerGone(self.client.closed_reason or "the server stopped")
             if self._latest is None:
                 raise TimeoutError("the server sent no snapshot")
-            return self._latest
+            return aged(self._latest, self._latest.taken_at if pushed else time.time())
 
     def output(self, name: str, last: int | None = None, stamps: bool = False) -> list[str]:
         """The tail of a program's output (empty when the program is gone).

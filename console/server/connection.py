@@ -23,6 +23,7 @@ from console.server.protocol import (
     Hello,
     ProtocolError,
     Request,
+    data_line,
     decode_request,
     encode,
     request_id,
@@ -78,7 +79,7 @@ class Connection:
         """Program outputs this client shows, (name, lines, stamps) -> the mark it has seen."""
         self._outbox: deque[bytes] = deque()
         self._replies = 0
-        self._data: bytes | None = None
+        self._data: dict[str, bytes] | None = None
         self._ready = threading.Condition()
         self._inflight = 0
         self._eof = False
@@ -119,10 +120,11 @@ class Connection:
             self._outbox.append(encode(message))
             self._ready.notify()
 
-    def push_data(self, line: bytes) -> None:
-        """Offer the newest snapshot; one not yet sent is replaced, never queued behind."""
+    def push_data(self, fields: dict[str, bytes]) -> None:
+        """Offer the newest snapshot's changed fields; merged into any not yet sent (newer
+        values win), never queued behind them: a slow client skips snapshots, loses no field."""
         with self._ready:
-            self._data = line
+            self._data = fields if self._data is None else {**self._data, **fields}
             self._ready.notify()
 
     def finish(self) -> None:
@@ -175,7 +177,7 @@ class Connection:
                     self._outbox.clear()
                     self._replies = 0
                     if self._data is not None:
-                        batch.append(self._data)
+                        batch.append(data_line(self._data))
                         self._data = None
                 if batch:
                     self.sock.sendall(b"".join(batch))

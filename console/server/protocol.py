@@ -2,7 +2,8 @@
 
 Every message is one JSON object on one line. A client opens with ``hello`` naming the protocol
 version (nothing else is served before it); requests carry an ``id`` that their reply repeats;
-the server pushes ``data`` (a whole dashboard snapshot) and ``line`` (followed output) messages
+the server pushes ``data`` (a dashboard snapshot: whole on subscribing, then only the fields
+that changed, and nothing while only time passed) and ``line`` (followed output) messages
 without one. Requests are decoded into typed structs (msgspec): a line that is not one of them,
 or longer than :data:`MAX_REQUEST`, is refused before anything acts on it.
 """
@@ -21,9 +22,10 @@ from typing import Annotated, Any
 import msgspec
 
 from console import statedir
+from console.screenkey import shown
 from console.snapshot import DashboardData
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 SOCKET_NAME = "console.sock"
 SUN_PATH_MAX = statedir.SUN_PATH_MAX
 MAX_LINE = 16 * 1024 * 1024
@@ -162,7 +164,32 @@ def request_id(line: bytes) -> RequestId:
 
 def encode(message: dict[str, Any]) -> bytes:
     """One message as a line of JSON."""
-    return json.dumps(message, separators=(",", ":"), default=_default).encode() + b"\n"
+    return _dumps(message) + b"\n"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=_default).encode()
+
+
+def snapshot_fields(data: DashboardData) -> dict[str, bytes]:
+    """Each field of a snapshot as JSON of its own, so that what did not change is not resent."""
+    return {f.name: _dumps(getattr(data, f.name)) for f in dataclasses.fields(data)}
+
+
+def screen_key(data: DashboardData, fields: dict[str, bytes]) -> dict[str, bytes]:
+    """What of a snapshot a screen can see change (:mod:`console.screenkey`), by field; the
+    time it was taken is not in it. ``fields``: the snapshot's :func:`snapshot_fields`."""
+    key = dict(fields)
+    del key["taken_at"]
+    key.update((name, _dumps(value)) for name, value in shown(data).items())
+    return key
+
+
+def data_line(fields: dict[str, bytes]) -> bytes:
+    """A ``data`` message: a whole snapshot (every field), or the fields that changed since the
+    last one the client was sent (it keeps the others)."""
+    body = b",".join(b'"' + name.encode() + b'":' + value for name, value in fields.items())
+    return b'{"type":"data","data":{' + body + b"}}\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:
@@ -191,6 +218,13 @@ def data_from_json(value: dict[str, Any]) -> DashboardData:
     result = from_json(DashboardData, value)
     assert isinstance(result, DashboardData)
     return result
+
+
+def data_updated(data: DashboardData, changed: dict[str, Any]) -> DashboardData:
+    """``data`` with the fields a ``data`` message sent (plain JSON) decoded and replaced."""
+    hints = _hints(DashboardData)
+    fields = {k: from_json(hints[k], v) for k, v in changed.items() if k in hints}
+    return dataclasses.replace(data, **fields)
 
 
 @functools.cache

@@ -27,6 +27,8 @@ from console.server.protocol import (
     SOCKET_NAME,
     Request,
     encode,
+    screen_key,
+    snapshot_fields,
     socket_path,
 )
 from console.snapshot import DashboardData
@@ -74,6 +76,10 @@ class SupervisorServer:
         self.interval = interval or self.settings.refresh_interval
         self.started_at = time.time()
         self.latest: DashboardData | None = None
+        self.polls = 0
+        """Snapshots taken."""
+        self.pushes = 0
+        """Snapshots that changed in more than time, so were pushed to subscribers."""
         self.stopping = threading.Event()
         self.stopped = threading.Event()
         self.stop_reason = "the server stopped"
@@ -85,7 +91,10 @@ class SupervisorServer:
         self._shutdown_lock = threading.Lock()
         # Woken by actions, and by the runtime itself (a broker alarm): push at once.
         self._wake: threading.Event = getattr(runtime, "wakeup", None) or threading.Event()
-        self._latest_line: bytes | None = None
+        self._fields: dict[str, bytes] = {}
+        """The newest snapshot, each field encoded (a new subscriber gets them all)."""
+        self._sent_key: dict[str, bytes] = {}
+        """What subscribers were last sent, but for what time alone changes (see screen_key)."""
         self._handlers = RequestHandlers(self)
 
     # socket -------------------------------------------------------------------------------
@@ -156,8 +165,8 @@ class SupervisorServer:
     def subscribe(self, conn: Connection) -> None:
         """Start pushing snapshots to a client, the newest one first."""
         conn.subscribed = True
-        if self._latest_line is not None:
-            conn.push_data(self._latest_line)
+        if self._fields:
+            conn.push_data(self._fields)
 
     def hello(self) -> dict[str, Any]:
         """What a client learns on connecting."""
@@ -187,13 +196,21 @@ class SupervisorServer:
             self._wake.clear()
 
     def publish(self, data: DashboardData) -> None:
-        """Hand a snapshot to every subscribed client, encoded once (after any new output)."""
-        line = encode({"type": "data", "data": data})
-        self.latest, self._latest_line = data, line
+        """Hand what changed in a snapshot to every subscribed client, encoded once (after any
+        new output); nothing when only time passed (the clients age their copy themselves)."""
+        self.polls += 1
+        fields = snapshot_fields(data)
+        key = screen_key(data, fields)
+        changed = {k: v for k, v in fields.items() if k in key and key[k] != self._sent_key.get(k)}
+        if changed:
+            changed["taken_at"] = fields["taken_at"]
+            self.pushes += 1
+        self.latest, self._fields, self._sent_key = data, fields, key
         for conn in self.clients():
             if conn.subscribed:
                 self._push_output(conn)
-                conn.push_data(line)
+                if changed:
+                    conn.push_data(changed)
         if self.on_poll is not None:
             self.on_poll(data)
 

@@ -130,6 +130,12 @@ def format_uptime(seconds: float) -> str:
     return f"{days} day{'s' if days != 1 else ''}, {clock}" if days else clock
 
 
+def describe_running(pid: int | None, uptime: float) -> str:
+    """What a running program's description says: its pid and uptime."""
+    pid_text = f"pid {pid}" if pid is not None else "pid unknown"
+    return f"{pid_text}, uptime {format_uptime(uptime)}"
+
+
 def format_exitstatus(status: int | None) -> str:
     """Describe an exit status: ``exit status 1`` or ``terminated by SIGKILL``."""
     if status is None:

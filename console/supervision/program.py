@@ -14,8 +14,8 @@ from console.supervision.model import (
     ProcessSnapshot,
     ProcessState,
     ProgramConfig,
+    describe_running,
     format_exitstatus,
-    format_uptime,
 )
 from console.supervision.output import OutputBuffer, OutputPump
 from console.supervision.spawn import ChildProcess, Spawner
@@ -287,7 +287,7 @@ class ProgramRunner:
         state = self.state
         pid_text = f"pid {pid}" if pid is not None else "pid unknown"
         if state is ProcessState.RUNNING:
-            return f"{pid_text}, uptime {format_uptime(uptime or 0.0)}"
+            return describe_running(pid, uptime or 0.0)
         if state is ProcessState.STARTING:
             return f"{pid_text}, starting"
         if state is ProcessState.STOPPING:

@@ -78,6 +78,7 @@ class ConsoleApp(QuitFlowApp):
         self._poll_error: str | None = None
         self.stamps = False
         self.last_data: DashboardData | None = None
+        self._on_screen: DashboardData | None = None
         self.detached = False
         self._warm_stop = False
         self.read_only = bool(getattr(source, "read_only", False))

@@ -78,6 +78,7 @@ class DashboardPollingApp(WorkerControlApp):
     _log_lines: list[str]
     _log_name: str | None
     _poll_error: str | None
+    _on_screen: DashboardData | None
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -156,12 +157,22 @@ class DashboardPollingApp(WorkerControlApp):
             self._show_data(data, message)
 
     def _show_data(self, data: DashboardData, message: DashboardUpdated) -> None:
+        # A pane whose data is the very object it showed last is left alone (a server sends
+        # only what changed; the client keeps the rest as it was).
+        before, self._on_screen = self._on_screen, data
+
+        def changed(*names: str) -> bool:
+            return before is None or any(getattr(data, n) is not getattr(before, n) for n in names)
+
         if not self.watch_mode:
             self.dashboard.query_one(ProcessTable).show(data.processes)
-        self.dashboard.query_one(QueueTable).show(data.queues, data.capacity)
-        self.dashboard.query_one(CapacityWarnings).show(data.capacity)
-        self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
-        self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
+        if changed("queues", "capacity"):
+            self.dashboard.query_one(QueueTable).show(data.queues, data.capacity)
+            self.dashboard.query_one(CapacityWarnings).show(data.capacity)
+        if data.active_tasks or changed("active_tasks"):  # running times count from taken_at
+            self.dashboard.query_one(TaskTable).show(data.active_tasks, data.taken_at)
+        if changed("workers", "remote_workers"):
+            self.dashboard.query_one(WorkerTable).show(data.workers, data.remote_workers)
         if not self._stop.is_set():
             bar = self.dashboard.query_one(StatusBar)
             source = self.source.settings.broker_source

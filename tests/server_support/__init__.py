@@ -23,9 +23,16 @@ from tests.supervision_support.fakes import FakeClock, FakeSpawner
 
 @contextmanager
 def inprocess_server(
-    broker_url: str, state_dir: Path, *, processes: int = 1, max_processes: int = 32
+    broker_url: str,
+    state_dir: Path,
+    *,
+    processes: int = 1,
+    max_processes: int = 32,
+    poll: bool = True,
 ) -> Iterator[SupervisorServer]:
-    """A server whose programs are fake processes (no child is started), stopped afterwards."""
+    """A server whose programs are fake processes (no child is started), stopped afterwards.
+
+    ``poll=False``: no snapshot is taken or pushed but those the test hands to ``publish``."""
     settings = Settings(
         broker=None,
         broker_source="test",
@@ -47,13 +54,15 @@ def inprocess_server(
     server.listen()
     runtime.start()
     loop = threading.Thread(target=server.serve_forever, daemon=True)
-    loop.start()
+    if poll:
+        loop.start()
     try:
         yield server
     finally:
         if not server.stopped.is_set():
             server.shutdown(wait=False)
-        loop.join(10)
+        if poll:
+            loop.join(10)
         server.close()
 
 

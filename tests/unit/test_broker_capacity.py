@@ -114,3 +114,11 @@ def test_eviction_warning_names_the_cron_keys(policy: str) -> None:
     (warning,) = memory_warnings(memory(policy=policy))
     assert f"{KEY_PREFIX}*" in warning.message and "cron" in warning.message
     assert ("queued tasks" in warning.message) == policy.startswith("allkeys")
+
+
+def test_a_time_until_full_past_a_day_is_not_a_forecast() -> None:
+    # An idle broker's noise: 2 KB/s against 24 GiB of host memory would say "full in 145d".
+    assert MemoryTrend.seconds_to_full(2 * MB, 24 * 1024 * MB, 2048.0) is None
+    assert MemoryTrend.seconds_to_full(2 * MB, 24 * 1024 * MB, 2 * float(MB)) == pytest.approx(
+        (24 * 1024 - 2) / 2
+    )
