@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sentry_console.server")
 
+KEEPALIVE = 5.0
+"""Seconds without a change after which subscribers are sent the time alone: the server lives."""
 STARTUP_WINDOW = 3.0
 STARTUP_POLL = 0.25
 FOLLOW_EVERY = 0.2
@@ -94,6 +96,7 @@ class SupervisorServer:
         self._fields: dict[str, bytes] = {}
         """The newest snapshot, each field encoded (a new subscriber gets them all)."""
         self._sent_key: dict[str, bytes] = {}
+        self._pushed_at = 0.0
         """What subscribers were last sent, but for what time alone changes (see screen_key)."""
         self._handlers = RequestHandlers(self)
 
@@ -202,9 +205,10 @@ class SupervisorServer:
         fields = snapshot_fields(data)
         key = screen_key(data, fields)
         changed = {k: v for k, v in fields.items() if k in key and key[k] != self._sent_key.get(k)}
-        if changed:
+        if changed or data.taken_at - self._pushed_at >= KEEPALIVE:
             changed["taken_at"] = fields["taken_at"]
             self.pushes += 1
+            self._pushed_at = data.taken_at
         self.latest, self._fields, self._sent_key = data, fields, key
         for conn in self.clients():
             if conn.subscribed:

@@ -23,7 +23,7 @@ from console.cluster.models import WorkerInfo
 from console.server.client import RemoteSource
 from console.server.connection import Connection
 from console.server.protocol import PROTOCOL_VERSION, encode, socket_path
-from console.server.server import SupervisorServer
+from console.server.server import KEEPALIVE, SupervisorServer
 from console.snapshot import DashboardData
 from console.supervision import ProcessState
 from console.supervision.model import ProcessSnapshot
@@ -146,7 +146,7 @@ def test_only_fields_whose_shown_content_changed_are_pushed(
 
             # Only time passed (and what is never shown moved): nothing is pushed. The next
             # line the client reads is the next visible change, alone with its time.
-            quiet = later(base, 5.0)
+            quiet = later(base, KEEPALIVE - 1)
             server.publish(quiet)
             counted = replace(quiet, events_received=base.events_received + 1)
             server.publish(counted)
@@ -170,6 +170,10 @@ def test_only_fields_whose_shown_content_changed_are_pushed(
             for field, step in steps:
                 server.publish(step)
                 assert sub.next_data().keys() == {field, "taken_at"}, field
+
+            # Quiet for KEEPALIVE seconds: the time alone tells screens the server is there.
+            server.publish(replace(data, taken_at=data.taken_at + KEEPALIVE))
+            assert sub.next_data().keys() == {"taken_at"}
         finally:
             sub.close()
 
