@@ -46,7 +46,7 @@ def serve(
     Logs to stderr and to console.log in the state directory; SIGTERM or SIGINT stops every
     program warmly. Under systemd (Type=notify) it reports READY, STATUS and WATCHDOG.
     """
-    from console.metrics.exporter import metrics_address, with_metrics_options
+    from console.metrics.options import metrics_address, with_metrics_options
     from console.server.lifecycle import serve as run_server
 
     settings = with_metrics_options(obj.settings, metrics, metrics_public, metrics_hostname)

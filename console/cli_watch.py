@@ -136,7 +136,8 @@ def watch(
 
     For workers run by systemd, Kubernetes or consoles on other hosts. Needs a configured broker.
     """
-    from console.metrics.exporter import metrics_address, start_metrics, with_metrics_options
+    from console.metrics.exporter import start_metrics
+    from console.metrics.options import metrics_address, with_metrics_options
 
     settings = watch_settings(obj)
     if events is not None:

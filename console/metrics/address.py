@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -90,3 +91,27 @@ def checked_address(value: str, *, public: bool, source: str = "--metrics") -> M
                 f"{source}: {address.host!r} is not an IP address (give the address to bind)"
             ) from None
     return address
+
+
+def ensure_bindable(address: MetricsAddress) -> None:
+    """Fail now, in one line, if ``address`` cannot be listened on (before anything starts)."""
+    with socket.socket(address.family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener does
+        try:
+            probe.bind((address.host, address.port))
+        except OSError as exc:
+            why = listen_error(exc)
+            raise MetricsAddressError(f"metrics: cannot listen on {address}: {why}") from None
+
+
+def listen_error(exc: OSError) -> str:
+    """Why a bind failed, in words (the port in use, no such interface, ...)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is already in use"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "no interface of this host has that address"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    if isinstance(exc, socket.gaierror):
+        return "not an address"
+    return exc.strerror or type(exc).__name__

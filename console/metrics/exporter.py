@@ -4,42 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 
 from prometheus_client.registry import CollectorRegistry
 
-from console.metrics.address import MetricsAddress, checked_address
+from console.metrics.address import MetricsAddress
 from console.metrics.collector import ConsoleCollector
 from console.metrics.exposition import scraper
 from console.metrics.health import judge
-from console.metrics.server import MetricsServer, ensure_bindable
+from console.metrics.options import metrics_address
+from console.metrics.server import MetricsServer
 from console.metrics.taskevents import TaskEventCounts
 from console.runtime import ConsoleRuntime
 from console.settings import Settings
 
 log = logging.getLogger("sentry_console.metrics")
-
-
-def with_metrics_options(
-    settings: Settings, address: str | None, public: bool, hostname: str | None
-) -> Settings:
-    """Settings with the command-line metrics options over the conf file's."""
-    return replace(
-        settings,
-        metrics=address if address is not None else settings.metrics,
-        metrics_public=public or settings.metrics_public,
-        metrics_hostname=hostname or settings.metrics_hostname,
-    )
-
-
-def metrics_address(settings: Settings) -> MetricsAddress | None:
-    """The checked listen address (None: metrics off); raises one line when it is refused or
-    cannot be bound right now (a port in use), so a command fails before it starts anything."""
-    if settings.metrics is None:
-        return None
-    address = checked_address(settings.metrics, public=settings.metrics_public)
-    ensure_bindable(address)
-    return address
 
 
 class MetricsExporter:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import click
 
-from console.metrics.address import DEFAULT_ADDRESS, DEFAULT_PORT, HOSTNAME_MODES
+from console.metrics.address import (
+    DEFAULT_ADDRESS,
+    DEFAULT_PORT,
+    HOSTNAME_MODES,
+    MetricsAddress,
+    checked_address,
+    ensure_bindable,
+)
+from console.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -36,3 +45,25 @@ def metrics_options(command: F) -> F:
         "CONSOLE_METRICS).",
     )(command)
     return command
+
+
+def with_metrics_options(
+    settings: Settings, address: str | None, public: bool, hostname: str | None
+) -> Settings:
+    """Settings with the command-line metrics options over the conf file's."""
+    return replace(
+        settings,
+        metrics=address if address is not None else settings.metrics,
+        metrics_public=public or settings.metrics_public,
+        metrics_hostname=hostname or settings.metrics_hostname,
+    )
+
+
+def metrics_address(settings: Settings) -> MetricsAddress | None:
+    """The checked listen address (None: metrics off); raises one line when it is refused or
+    cannot be bound right now (a port in use), so a command fails before it starts anything."""
+    if settings.metrics is None:
+        return None
+    address = checked_address(settings.metrics, public=settings.metrics_public)
+    ensure_bindable(address)
+    return address

@@ -6,14 +6,13 @@ every figure comes from the console's last refresh.
 
 from __future__ import annotations
 
-import errno
 import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from console.metrics.address import MetricsAddress, MetricsAddressError
+from console.metrics.address import MetricsAddress, MetricsAddressError, listen_error
 from console.metrics.health import Health
 
 INDEX = b"sentry-console metrics: /metrics (Prometheus), /healthz\n"
@@ -91,7 +90,7 @@ class MetricsServer:
             self._httpd = cls((self.address.host, self.address.port), self._handler)
         except OSError as exc:
             raise MetricsAddressError(
-                f"metrics: cannot listen on {self.address}: {_why(exc)}"
+                f"metrics: cannot listen on {self.address}: {listen_error(exc)}"
             ) from None
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.5}, name="metrics-http"
@@ -107,25 +106,3 @@ class MetricsServer:
             httpd.server_close()
         if self._thread is not None:
             self._thread.join(5)
-
-
-def ensure_bindable(address: MetricsAddress) -> None:
-    """Fail now, in one line, if ``address`` cannot be listened on (before anything starts)."""
-    with socket.socket(address.family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener does
-        try:
-            probe.bind((address.host, address.port))
-        except OSError as exc:
-            raise MetricsAddressError(f"metrics: cannot listen on {address}: {_why(exc)}") from None
-
-
-def _why(exc: OSError) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return "the port is already in use"
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return "no interface of this host has that address"
-    if exc.errno == errno.EACCES:
-        return "permission denied (ports below 1024 need privileges)"
-    if isinstance(exc, socket.gaierror):
-        return "not an address"
-    return exc.strerror or type(exc).__name__

@@ -86,7 +86,6 @@ def serve(settings: Settings, *, to_stderr: bool) -> None:
     """Run the server until ``ctl shutdown``, ``q`` in a TUI, SIGTERM or SIGINT."""
     # The engine (celery, kombu, the broker clients) is loaded by the server only: a TUI
     # imports this module to start one, and must not carry the engine's imports.
-    from console.metrics.exporter import start_metrics
     from console.runtime import ConsoleRuntime
 
     lock = ConsoleLock(settings.state_dir)  # makes (or checks) the private state directory
@@ -114,7 +113,10 @@ def serve(settings: Settings, *, to_stderr: bool) -> None:
         runtime = ConsoleRuntime(settings, app)
         server = SupervisorServer(runtime)
         server.listen()
-        metrics = start_metrics(settings, runtime)  # a port in use fails before programs start
+        if settings.metrics is not None:  # prometheus_client and http.server only when asked
+            from console.metrics.exporter import start_metrics
+
+            metrics = start_metrics(settings, runtime)  # a port in use fails before programs start
         runtime.start()
         log.info("server pid %d up, broker %s", os.getpid(), settings.redacted_broker_url)
         _watch(server, notifier)

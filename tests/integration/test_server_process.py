@@ -376,3 +376,18 @@ def test_sigterm_of_the_server_stops_warm_and_the_next_server_loses_nothing(
         wait_until(f"{total} rows", lambda: store_count(store) >= total, 180, step=0.5)
         assert store_count(store) == total
         print(f"{stored_at_stop} rows at the stop, {total} after the next server")
+
+
+def test_a_server_without_metrics_loads_no_exporter(
+    redis_url: str, state_dir: Path, unique: str
+) -> None:
+    # The interpreter's import log, on the server's stderr, names every module it loaded.
+    with serve(redis_url, state_dir, unique, workers=1, PYTHONPROFILEIMPORTTIME="1") as served:
+        served.wait_running({"worker-1"})
+        loaded = {
+            line.rsplit("|", 1)[1].strip()
+            for line in served.log.read_text().splitlines()
+            if line.startswith("import time:") and "|" in line
+        }
+    assert {"celery", "console.runtime", "console.metrics.options"} <= loaded, "the log is read"
+    assert not {m for m in loaded if m.startswith(("prometheus_client", "http.server"))}
