@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +17,7 @@ log = logging.getLogger("sentry_console.cluster")
 
 ARG_LIMIT = 2048
 TEXT_LIMIT = 8192
+SHARED_LIMIT = 16
 
 Event = Mapping[str, Any]
 #: Called for each task event once applied: (type, task name, event hostname, task queue, event).
@@ -23,9 +25,18 @@ TaskEventHook = Callable[[str, str | None, str | None, str | None, Event], None]
 
 
 def clip(value: Any, limit: int) -> str:
-    """Return ``value`` as text of at most ``limit`` characters (reprs if it is not a string)."""
+    """Return ``value`` as text of at most ``limit`` characters (reprs if it is not a string);
+    a short one is shared (``{}``, ``None`` and ``()`` are most tasks' kwargs, result, args)."""
     text = value if isinstance(value, str) else repr(value)
+    if len(text) <= SHARED_LIMIT:
+        return sys.intern(text)
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def shared(value: Any) -> Any:
+    """One string object per distinct task name, worker or queue across the kept tasks (each
+    event decodes its own copy; 10,000 tasks would hold 10,000 of each), other values as given."""
+    return sys.intern(value) if type(value) is str else value
 
 
 class _Task:
@@ -204,7 +215,7 @@ class ClusterState:
         first = task.state not in FINISHED_STATES
         task.state = state
         task.finished = event.get("timestamp")
-        worker = event.get("hostname") or task.worker
+        worker = shared(event.get("hostname")) or task.worker
         if worker:
             task.worker = worker
         if first:
@@ -236,16 +247,16 @@ class ClusterState:
 
     def _on_sent(self, task: _Task, event: Event, now: float) -> None:
         if task.name is None:
-            task.name = event.get("name")
+            task.name = shared(event.get("name"))
             task.args = clip(event.get("args", ""), ARG_LIMIT)
             task.kwargs = clip(event.get("kwargs", ""), ARG_LIMIT)
         queue = event.get("queue") or self._route(task.name)
         if isinstance(queue, str) and queue:
-            task.queue = queue
+            task.queue = shared(queue)
             self._count(self.enqueued, queue)
 
     def _on_received(self, task: _Task, event: Event, now: float) -> None:
-        task.name = event.get("name") or task.name
+        task.name = shared(event.get("name")) or task.name
         queue = task.queue or self._route(task.name)
         if queue is not None:
             task.queue = queue
@@ -254,7 +265,7 @@ class ClusterState:
         task.kwargs = clip(event.get("kwargs", ""), ARG_LIMIT)
         task.retries = event.get("retries") or 0
         task.received = event.get("timestamp")
-        task.worker = event.get("hostname") or task.worker
+        task.worker = shared(event.get("hostname")) or task.worker
         if task.state == "RETRY":
             task.exception = task.traceback = None
         if task.state != "STARTED":
@@ -262,7 +273,7 @@ class ClusterState:
 
     def _on_started(self, task: _Task, event: Event, now: float) -> None:
         task.started = event.get("timestamp")
-        task.worker = event.get("hostname") or task.worker
+        task.worker = shared(event.get("hostname")) or task.worker
         self._activate(task, "STARTED")
 
     def _on_succeeded(self, task: _Task, event: Event, now: float) -> None:

@@ -93,6 +93,26 @@ def test_args_are_truncated() -> None:
     assert info is not None and len(info.args) == ARG_LIMIT and info.kwargs == "{'k': 'v'}"
 
 
+def test_kept_tasks_share_one_copy_of_each_name_worker_and_short_value() -> None:
+    # Each event arrives with its own copies (as decoded off the wire): 10,000 kept tasks
+    # would otherwise hold 10,000 copies of the same few strings.
+    def fresh(text: str) -> str:
+        return "".join(list(text))
+
+    state = ClusterState()
+    for uuid in ("a", "b"):
+        state.apply(ev("task-sent", uuid, name=fresh("proj.tasks.email"), queue=fresh("mail")))
+        received = ev("task-received", uuid, hostname=fresh("celery@host-1"), args=fresh("()"))
+        state.apply({**received, "name": fresh("proj.tasks.email"), "kwargs": fresh("{}")})
+        state.apply(ev("task-succeeded", uuid, hostname=fresh("celery@host-1"), result="x" * 40))
+    a, b = state.task("a"), state.task("b")
+    assert a is not None and b is not None
+    for field in ("name", "worker", "args", "kwargs"):
+        assert getattr(a, field) == getattr(b, field)
+        assert getattr(a, field) is getattr(b, field), field
+    assert a.result == b.result == "x" * 40
+
+
 def test_task_cap_holds_after_50000_tasks_and_evicts_finished_first() -> None:
     state = ClusterState(max_tasks=1_000)
     for i in range(10):
