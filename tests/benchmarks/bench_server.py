@@ -13,7 +13,13 @@ Claims an empty database of the Redis at 127.0.0.1:6379 and measures, with 2 sup
 3. CPU under a 5,000 tasks/s event replay (15,000 events/s): in-process console vs server + 1 TUI,
    both pinned to core 1, the publisher to core 0; CPU counted from the replay's start to 1 s
    after its end. The in-process console counts events with ``console_proc``'s 50 ms probe
-   thread (its only way to report them); the server's count comes from a short-lived client.
+   thread (its only way to report them); the server's count comes from a short-lived client
+   (``--rate`` sets another rate);
+4. resident memory, idle and after the replay: the in-process console against the server and
+   its TUI, each and summed.
+
+The table's title says how long a plain Python loop takes here: the ratios compare within one
+run, the absolute % of a core only between machines of like speed.
 
 Prints one table (median [min-max]) and deletes what it created. Every process it starts (and
 every server a TUI starts) is killed with its process group when it ends, also on Ctrl-C.
@@ -133,6 +139,7 @@ class Bench:
             if len(measured) > 1:
                 self.out.add(f"idle cpu {key} clients", total - own)
         rates = count.stop()
+        self.rss(f"idle rss {key}", measured)
         console = [name for name in who if name != "workers"]
         self.out.add(f"broker cmds {key}", sum(rates[name] for name in console))
         self.out.add(f"broker cmds db {key}", sum(rates.values()))
@@ -143,6 +150,14 @@ class Bench:
             f"cmds/s from the console ({rates['workers']:.1f} workers, {rates['other']:.1f} "
             f"other), connections " + ", ".join(
                 f"{n} {count.connections.get(n, 0)}" for n in console))  # fmt: skip
+
+    def rss(self, key: str, measured: list[int]) -> None:
+        """Resident memory of ``measured`` summed, and of the first (the server) and the rest."""
+        sizes = [rss_mb(pid) for pid in measured]
+        self.out.add(key, sum(sizes))
+        if len(sizes) > 1:
+            self.out.add(f"{key} first", sizes[0])
+            self.out.add(f"{key} rest", sum(sizes[1:]) / (len(sizes) - 1))
 
     def replay(self, key: str, measured: list[int], events: Callable[[], int]) -> None:
         """One paced replay at the plan's rate; CPU of ``measured`` until ``TAIL`` s after it."""
@@ -160,7 +175,7 @@ class Bench:
             time.sleep(0.25)
             seen = events() - before
         self.out.add(f"load cpu {key}", 100 * (cpu - cpu0) / (settled - got["began"]))
-        self.out.add(f"load rss {key}", sum(rss_mb(pid) for pid in measured))
+        self.rss(f"load rss {key}", measured)
         self.out.add(f"load seen {key}", seen / sent)
         self.out.add(f"load rate {key}", got["rate"])
         say(f"replay {key}: cpu {self.out.get(f'load cpu {key}').values[-1]:.1f}% of a core, "
@@ -304,6 +319,13 @@ def rows(res: Results, plan: Plan) -> list[Row]:
             "<= 1.0x", _ratio_at_most(load, load_base, 1.0)),
         Row(f"{rate} replay RSS MB: server + 1 TUI", rss, "in-process", g("load rss in-process"),
             ".0f", "<= 80 MB", _at_most(rss, 80)),
+        Row("  of which the server", g("load rss server + 1 TUI first"), "", None, ".0f"),
+        Row("  of which the TUI", g("load rss server + 1 TUI rest"), "", None, ".0f",
+            "<= 35 MB", _at_most(g("load rss server + 1 TUI rest"), 35)),
+        Row("idle RSS MB: server + 1 TUI", g("idle rss server + 1 TUI"), "in-process",
+            g("idle rss in-process"), ".0f"),
+        Row("  of which the server", g("idle rss server + 1 TUI first"), "", None, ".0f"),
+        Row("  of which the TUI", g("idle rss server + 1 TUI rest"), "", None, ".0f"),
         Row(f"{rate} replay events seen/sent", g("load seen server + 1 TUI"), "in-process",
             g("load seen in-process"), ".4f"),
         Row(f"{rate} replay reached tasks/s", g("load rate server + 1 TUI"), "in-process",
@@ -322,6 +344,17 @@ def rows(res: Results, plan: Plan) -> list[Row]:
         Row("broker connections: 3 TUIs", g("broker conns server + 3 TUIs tuis"), "", None,
             ".0f", "0", _at_most(g("broker conns server + 3 TUIs tuis"), 0)),
     ]  # fmt: skip
+
+
+def machine_speed() -> str:
+    """How fast one core runs plain Python here, so absolute % of a core compare across machines
+    (the ratios against the in-process console, measured in the same run, need no such help)."""
+    started = time.perf_counter()
+    total = 0
+    for step in range(10_000_000):
+        total += step
+    took = time.perf_counter() - started
+    return f"a 10M-step Python loop takes {took:.2f} s on this machine"
 
 
 def _at_most(stat: Stat, limit: float) -> bool | None:
@@ -372,7 +405,7 @@ def main() -> None:
         f"{WORKERS} workers: median [min-max] of {'quick ' if opts.quick else ''}runs, "
         f"{os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.system()} {platform.release()}; "
-        f"took {took / 60:.1f} min"
+        f"took {took / 60:.1f} min; {machine_speed()}"
     )
     print()
     print(render(rows(bench.out, plan), title))
