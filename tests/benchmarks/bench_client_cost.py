@@ -9,7 +9,8 @@ times each, runs under ``/usr/bin/time``:
   leaves as soon as it has shown its first snapshot;
 
 and (up to 3 times) the real ``sentry-console`` on a pseudo-terminal, whose RSS is read once it
-has shown live data for a few seconds.
+has shown live data for a few seconds, beside a bare Textual app on the same terminal (the floor
+that no Textual screen goes under).
 
 Run: ``./dev bench tests/benchmarks/bench_client_cost.py [--runs 10]`` (figures in README).
 """
@@ -61,6 +62,28 @@ engine = sorted({m.split('.')[0] for m in sys.modules} & set(ENGINE))
 print(f'first snapshot after {time.perf_counter() - t0:.3f} s; engine: {engine or "none"}')
 """.replace("ENGINE", repr(ENGINE))
 
+# The floor under any Textual screen: a bare app with a header, a footer and two filled tables
+# (the console's layout without the console), run on the same terminal for the same time.
+BARE_TEXTUAL = """
+from textual.app import App
+from textual.widgets import DataTable, Footer, Header
+
+class Bare(App):
+    def compose(self):
+        yield Header()
+        for _ in range(2):
+            table = DataTable()
+            table.add_columns("name", "state", "pid", "uptime")
+            table.add_rows([(f"worker-{n}", "RUNNING", str(1000 + n), "1m") for n in range(10)])
+            yield table
+        yield Footer()
+
+    def on_mount(self):
+        self.title = "bare textual"
+
+Bare().run()
+"""
+
 CTL_MODULES = """
 import sys
 from console.cli import main
@@ -105,14 +128,21 @@ def report(name: str, runs: list[tuple[float, int, str]]) -> None:
     )
 
 
-def on_terminal(env: dict[str, str], seconds: float) -> float:
-    """RSS (MiB) of ``sentry-console`` attached on a 120x30 pseudo-terminal ``seconds`` after
-    it started, showing live data; it then detaches (``d``)."""
+def on_terminal(
+    env: dict[str, str],
+    seconds: float,
+    argv: tuple[str, ...] = ("-m", "console"),
+    shows: bytes = b"attached",
+    leave: bytes = b"d",
+) -> float:
+    """RSS (MiB) of ``python ARGV`` (``sentry-console`` unless told) on a 120x30
+    pseudo-terminal ``seconds`` after it started, showing ``shows``; then it is left with the
+    ``leave`` key (``d``: detach)."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: the real command, as an operator types it
         os.chdir(ROOT)
         term = {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "30"}
-        os.execvpe(sys.executable, [sys.executable, "-m", "console"], env | term)
+        os.execvpe(sys.executable, [sys.executable, *argv], env | term)
     shown = b""
     began = time.monotonic()
     while time.monotonic() - began < seconds:
@@ -121,14 +151,14 @@ def on_terminal(env: dict[str, str], seconds: float) -> float:
                 shown = (shown + os.read(fd, 65536))[-65536:]
     status = Path(f"/proc/{pid}/status").read_text()
     rss = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS"))
-    os.write(fd, b"d")
+    os.write(fd, leave)
     with contextlib.suppress(OSError):
         while select.select([fd], [], [], 5)[0] and os.read(fd, 65536):
             pass
     os.waitpid(pid, 0)
     os.close(fd)
-    if b"attached" not in shown:
-        raise SystemExit("the TUI on the terminal never showed the server's data")
+    if shows not in shown:
+        raise SystemExit(f"{' '.join(argv)[:40]} on the terminal never showed {shows!r}")
     return rss / 1024
 
 
@@ -156,6 +186,16 @@ def main() -> None:
                 print(
                     f"TUI on a terminal, {args.terminal_seconds:g} s after attaching: RSS median "
                     f"{statistics.median(rss):.1f} MiB (min {min(rss):.1f}, max {max(rss):.1f})"
+                )
+                bare = [
+                    on_terminal(env, args.terminal_seconds, ("-c", BARE_TEXTUAL),
+                                b"bare textual", b"\x11")  # ctrl+q quits a Textual app
+                    for _ in range(min(args.runs, 3))
+                ]  # fmt: skip
+                print(
+                    f"a bare Textual app (header, footer, 2 tables) on the same terminal: RSS "
+                    f"median {statistics.median(bare):.1f} MiB (min {min(bare):.1f}, "
+                    f"max {max(bare):.1f}): the floor under the TUI's figure"
                 )
         finally:
             broker.stop()
