@@ -100,18 +100,19 @@ def ensure_bindable(address: MetricsAddress) -> None:
         try:
             probe.bind((address.host, address.port))
         except OSError as exc:
-            why = listen_error(exc)
-            raise MetricsAddressError(f"metrics: cannot listen on {address}: {why}") from None
+            raise cannot_listen(address, exc) from None
 
 
-def listen_error(exc: OSError) -> str:
-    """Why a bind failed, in words (the port in use, no such interface, ...)."""
+def cannot_listen(address: MetricsAddress, exc: OSError) -> MetricsAddressError:
+    """The one line for a bind that failed: the address and why, in words."""
     if exc.errno == errno.EADDRINUSE:
-        return "the port is already in use"
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return "no interface of this host has that address"
-    if exc.errno == errno.EACCES:
-        return "permission denied (ports below 1024 need privileges)"
-    if isinstance(exc, socket.gaierror):
-        return "not an address"
-    return exc.strerror or type(exc).__name__
+        why = "the port is already in use"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "no interface of this host has that address"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+    elif isinstance(exc, socket.gaierror):
+        why = "not an address"
+    else:
+        why = exc.strerror or type(exc).__name__
+    return MetricsAddressError(f"metrics: cannot listen on {address}: {why}")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from console.metrics.address import MetricsAddress, MetricsAddressError, listen_error
+from console.metrics.address import MetricsAddress, cannot_listen
 from console.metrics.health import Health
 
 INDEX = b"sentry-console metrics: /metrics (Prometheus), /healthz\n"
@@ -89,9 +89,7 @@ class MetricsServer:
         try:
             self._httpd = cls((self.address.host, self.address.port), self._handler)
         except OSError as exc:
-            raise MetricsAddressError(
-                f"metrics: cannot listen on {self.address}: {listen_error(exc)}"
-            ) from None
+            raise cannot_listen(self.address, exc) from None
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.5}, name="metrics-http"
         )
